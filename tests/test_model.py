@@ -1,0 +1,37 @@
+"Checks of crossmatch.model that write files or train: weights files and a supervised step of the tiny detector."
+import pytest
+import torch
+from crossmatch.model import build_detector
+
+
+def test_weights_file_that_is_not_a_state_dict_names_the_file(tmp_path):
+    path = tmp_path / 'list.pth'
+    torch.save([torch.zeros(1)], path)
+    with pytest.raises(ValueError, match='list.pth'):
+        build_detector('tiny', num_classes=4, weights=path)
+
+
+def test_missing_weights_file_fails_before_building(tmp_path):
+    with pytest.raises(FileNotFoundError, match='absent.pt'):
+        build_detector('tiny', num_classes=4, weights=tmp_path / 'absent.pt')
+
+
+@pytest.mark.parametrize('norm', ['batch', 'group'])
+def test_tiny_detector_trains_and_reloads(tmp_path, norm):
+    torch.manual_seed(0)
+    model = build_detector('tiny', num_classes=4, norm=norm)
+    images = [torch.rand(3, 128, 128) for _ in range(2)]
+    targets = [{'boxes': torch.tensor([[8., 8., 40., 40.]]), 'labels': torch.tensor([1])},
+               {'boxes': torch.tensor([[30., 20., 120., 100.], [2., 2., 12., 12.]]), 'labels': torch.tensor([2, 3])}]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    losses = model(images, targets)
+    assert set(losses) == {'loss_classifier', 'loss_box_reg', 'loss_objectness', 'loss_rpn_box_reg'}
+    sum(losses.values()).backward()
+    optimizer.step()
+    path = tmp_path / 'trained.pt'
+    torch.save(model.state_dict(), path)
+    reloaded = build_detector('tiny', num_classes=4, norm=norm, weights=path).eval()
+    model.eval()
+    with torch.no_grad():
+        for ours, theirs in zip(model(images), reloaded(images)):
+            assert torch.equal(ours['boxes'], theirs['boxes']) and torch.equal(ours['labels'], theirs['labels'])
