@@ -244,6 +244,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'crossmatch.trainer.Trainer.__init__': ('trainer.html#trainer.__init__', 'crossmatch/trainer.py'),
                                     'crossmatch.trainer.Trainer._size_overrides': ( 'trainer.html#trainer._size_overrides',
                                                                                     'crossmatch/trainer.py'),
+                                    'crossmatch.trainer.Trainer.branch_from': ('trainer.html#trainer.branch_from', 'crossmatch/trainer.py'),
                                     'crossmatch.trainer.Trainer.evaluate': ('trainer.html#trainer.evaluate', 'crossmatch/trainer.py'),
                                     'crossmatch.trainer.Trainer.fit': ('trainer.html#trainer.fit', 'crossmatch/trainer.py'),
                                     'crossmatch.trainer.Trainer.loader': ('trainer.html#trainer.loader', 'crossmatch/trainer.py'),
