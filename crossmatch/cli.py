@@ -210,3 +210,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"crossmatch {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+if __name__ == '__main__': sys.exit(main())  # `python -m crossmatch.cli`, e.g. under torchrun
