@@ -4,7 +4,7 @@
 
 # %% ../nbs/22_trainer.ipynb #a77daa2d
 from __future__ import annotations
-import csv, dataclasses, functools, os, random, tempfile, time
+import csv, dataclasses, functools, os, random, tempfile, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import pandas as pd
@@ -95,10 +95,20 @@ class MetricsLog:
     "Append-only CSV of dict rows with a growing set of columns; safe against kills and resumes."
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        if self.path.exists(): self._drop_unterminated_row()
         self.rows = pd.read_csv(self.path).to_dict('records') if self.path.exists() and self.path.stat().st_size else []
         self.columns = list(self.rows[0]) if self.rows else []
         for row in self.rows:
             self.columns += [k for k in row if k not in self.columns]
+
+    def _drop_unterminated_row(self):
+        text = self.path.read_bytes()
+        if not text or text.endswith(b'\n'): return
+        complete = text.rfind(b'\n') + 1
+        warnings.warn(f"{self.path}: dropping the incomplete last row {text[complete:][:60]!r} (the run was killed mid-write)")
+        tmp = self.path.with_suffix('.csv.tmp')
+        tmp.write_bytes(text[:complete])
+        os.replace(tmp, self.path)
 
     def _rewrite(self):
         tmp = self.path.with_suffix('.csv.tmp')
@@ -308,6 +318,12 @@ class Trainer:
                                t.batch_unlabeled, seed=t.seed, start_iteration=self.iteration,
                                num_workers=self.config.data.num_workers)
 
+    def _mean_over_ranks(self, values: dict[str, float]) -> dict[str, float]:
+        if self.world == 1: return values
+        stacked = torch.tensor(list(values.values()), dtype=torch.float64, device=self.device)
+        dist.all_reduce(stacked)
+        return dict(zip(values, (stacked / self.world).tolist()))
+
     def step(self, labeled, unlabeled) -> dict:
         "One iteration: loss, backward, optimiser and EMA; the row to log."
         t, method = self.config.train, self.config.method
@@ -335,8 +351,9 @@ class Trainer:
         lr = self.optimizer.param_groups[0]['lr']
         self.scheduler.step()
         self.iteration += 1
+        losses = self._mean_over_ranks(dict(loss=float(result.loss.detach()), **result.terms))
         return dict(iteration=self.iteration, kind='train', phase='semi' if semi else 'burn-in', lr=lr,
-                    loss=float(result.loss.detach()), skipped=int(not finite), **result.terms, **result.diagnostics,
+                    loss=losses.pop('loss'), skipped=int(not finite), **losses, **result.diagnostics,
                     sec_per_iter=time.perf_counter() - started)
 
     def fit(self, stop_at: int | None = None) -> pd.DataFrame | None:
