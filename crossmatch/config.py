@@ -159,6 +159,10 @@ def apply_overrides(config: Config, overrides: dict[str, Any] | list[str]) -> Co
 # %% ../nbs/20_config.ipynb #04fcc5bf
 def _preset(**sections) -> Config: return apply_overrides(Config(), sections)
 
+_COCO = dict(train_json='data/coco/annotations/instances_train2017.json', train_images='data/coco/train2017',
+             val_json='data/coco/annotations/instances_val2017.json', val_images='data/coco/val2017', num_workers=4)
+_COCO_METHOD = dict(beta=4.0, ohem_k=256, ohem_ramp_iters=2000)
+
 PRESETS: dict[str, Config] = {
     'shapes': _preset(
         data=dict(protocol='shapes', shapes_preset='default', percent=2.0, num_workers=2),
@@ -167,21 +171,16 @@ PRESETS: dict[str, Config] = {
         train=dict(iterations=1200, burn_in=300, warmup_iters=50, lr=0.02, lr_steps=[1000],
                    log_every=20, eval_every=200, checkpoint_every=200, output_dir='runs/shapes')),
     'coco-standard': _preset(
-        data=dict(protocol='coco-standard', percent=1.0, split_seed=1,
-                  train_json='data/coco/annotations/instances_train2017.json', train_images='data/coco/train2017',
-                  val_json='data/coco/annotations/instances_val2017.json', val_images='data/coco/val2017', num_workers=4),
+        data=dict(protocol='coco-standard', percent=1.0, split_seed=1, **_COCO),
         model=dict(arch='paper', weights='imagenet'),
-        method=dict(beta=4.0, ohem_k=256, ohem_ramp_iters=2000),
+        method=_COCO_METHOD,
         train=dict(iterations=180000, burn_in=2000, warmup_iters=1000, lr=0.01, lr_steps=[179990, 179995],
                    log_every=20, eval_every=5000, checkpoint_every=5000, output_dir='runs/coco-standard')),
     'coco-additional': _preset(
-        data=dict(protocol='coco-additional',
-                  train_json='data/coco/annotations/instances_train2017.json', train_images='data/coco/train2017',
-                  unlabeled_json=['data/coco/annotations/image_info_unlabeled2017.json'],
-                  unlabeled_images=['data/coco/unlabeled2017'],
-                  val_json='data/coco/annotations/instances_val2017.json', val_images='data/coco/val2017', num_workers=4),
+        data=dict(protocol='coco-additional', unlabeled_json=['data/coco/annotations/image_info_unlabeled2017.json'],
+                  unlabeled_images=['data/coco/unlabeled2017'], **_COCO),
         model=dict(arch='paper', weights='imagenet'),
-        method=dict(beta=4.0, ohem_k=256, ohem_ramp_iters=2000),
+        method=_COCO_METHOD,
         train=dict(iterations=360000, burn_in=90000, warmup_iters=1000, lr=0.01, lr_steps=[359990, 359995],
                    log_every=20, eval_every=10000, checkpoint_every=10000, output_dir='runs/coco-additional')),
     'voc': _preset(
