@@ -40,6 +40,7 @@ class DetectorConfig:
     box_batch_size_per_image: int = 512  # RoIs sampled per image for the RoI head's losses
     canonical_scale: int = 224  # Eq. 4: RoI size pooled from `canonical_level`
     canonical_level: int = 4
+    sampling_ratio: int = 2  # RoIAlign sampling points per bin side
     representation_size: int = 1024  # width of the box head's two fully connected layers
     fpn_channels: int = 256
     stage_widths: tuple[int, ...] = ()  # tiny backbone only: stem, C2, C3, C4, C5 channels
@@ -64,7 +65,7 @@ CONFIGS: dict[str, DetectorConfig] = {
     'tiny': DetectorConfig(backbone='tiny', min_size=128, max_size=128, anchor_sizes=(8, 16, 32, 64, 128),
                            rpn_pre_nms_top_n_train=600, rpn_post_nms_top_n_train=300,
                            rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=150,
-                           box_batch_size_per_image=128, canonical_scale=32, representation_size=256,
+                           box_batch_size_per_image=64, canonical_scale=32, sampling_ratio=1, representation_size=256,
                            fpn_channels=64, stage_widths=(16, 32, 64, 128, 192), norm='batch'),
 }
 
@@ -151,7 +152,7 @@ def build_detector(config: str | DetectorConfig, num_classes: int, weights: str 
     if num_classes < 2: raise ValueError(f"num_classes={num_classes}: count the background too (at least 2)")
     choice = resolve_weights(config, weights)
     anchors = AnchorGenerator(tuple((size,) for size in config.anchor_sizes), (config.aspect_ratios,) * 5)
-    roi_pool = MultiScaleRoIAlign(['0', '1', '2', '3'], output_size=7, sampling_ratio=2,
+    roi_pool = MultiScaleRoIAlign(['0', '1', '2', '3'], output_size=7, sampling_ratio=config.sampling_ratio,
                                   canonical_scale=config.canonical_scale, canonical_level=config.canonical_level)
     options = dict(min_size=config.min_size, max_size=config.max_size, rpn_anchor_generator=anchors,
                    box_roi_pool=roi_pool, box_batch_size_per_image=config.box_batch_size_per_image,
