@@ -165,11 +165,11 @@ _COCO_METHOD = dict(beta=4.0, ohem_k=256, ohem_ramp_iters=2000)
 
 PRESETS: dict[str, Config] = {
     'shapes': _preset(
-        data=dict(protocol='shapes', shapes_preset='default', percent=2.0, num_workers=2),
+        data=dict(protocol='shapes', shapes_preset='default', percent=10.0, num_workers=2),
         model=dict(arch='tiny'),
-        method=dict(beta=2.0, ohem_k=64, ohem_ramp_iters=200, ema_alpha=0.99),
-        train=dict(iterations=1200, burn_in=300, warmup_iters=50, lr=0.02, lr_steps=[1000],
-                   log_every=20, eval_every=200, checkpoint_every=200, output_dir='runs/shapes')),
+        method=dict(delta=0.4, beta=2.0, ohem_k=64, ohem_ramp_iters=100, ema_alpha=0.99),
+        train=dict(iterations=1000, burn_in=500, warmup_iters=50, lr=0.02, lr_steps=[900],
+                   log_every=20, eval_every=250, checkpoint_every=250, output_dir='runs/shapes')),
     'coco-standard': _preset(
         data=dict(protocol='coco-standard', percent=1.0, split_seed=1, **_COCO),
         model=dict(arch='paper', weights='imagenet'),
