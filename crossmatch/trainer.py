@@ -337,7 +337,9 @@ class Trainer:
                                 unlabeled if semi else None, method,
                                 semi_iteration=self.iteration - t.burn_in, hidden_targets=hidden)
         self.optimizer.zero_grad(set_to_none=True)
-        finite = bool(torch.isfinite(result.loss))
+        finite = torch.isfinite(result.loss.detach()).float()
+        if self.world > 1: dist.all_reduce(finite, op=dist.ReduceOp.MIN)  # every rank skips together, or DDP would hang
+        finite = bool(finite)
         if finite:
             self.nonfinite = 0
             self.scaler.scale(result.loss).backward()
