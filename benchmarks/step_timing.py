@@ -1,13 +1,13 @@
 """Wall time of one training step: CrossMatch vs hard-only (Unbiased Teacher) vs supervised, tiny model, CPU.
 
-Every method trains on the same batch (8 labeled + 8 unlabeled quick-shapes images) in one process with 2
-threads. A step is what `Trainer.step` does after burn-in: teacher pass on the weak views (semi-supervised
+Every method trains on the same batch (8 labeled + 8 unlabeled quick-shapes images) in one process with
+`--threads` torch threads. A step is what `Trainer.step` does after burn-in: teacher pass on the weak views (semi-supervised
 methods), the student's forward with every loss term, backward, SGD and the EMA update. The methods are timed
 interleaved (one step of each in turn) so that a change in the machine's load hits all of them alike; the
 median of `--repeats` steps after `--warmup` steps is reported. The model is untrained: the soft branch's cost
 (every teacher proposal, every level) does not depend on that, the hard branch's pseudo-boxes are few.
 
-    python benchmarks/step_timing.py [--repeats 10] [--warmup 2]
+    python benchmarks/step_timing.py [--repeats 10] [--warmup 2] [--threads 2]
 """
 import argparse, os, statistics, tempfile, time
 from pathlib import Path
@@ -36,8 +36,8 @@ def trainers(run_root: Path) -> dict[str, Trainer]:
     return out
 
 
-def main(repeats: int, warmup: int) -> dict[str, float]:
-    torch.set_num_threads(2)
+def main(repeats: int, warmup: int, threads: int) -> dict[str, float]:
+    torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as scratch:
         runs = trainers(Path(scratch))
         labeled, unlabeled = next(iter(runs['crossmatch'].loader()))
@@ -61,5 +61,6 @@ if __name__ == '__main__':
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--repeats', type=int, default=10, help="timed steps per method (default: %(default)s)")
     parser.add_argument('--warmup', type=int, default=2, help="untimed steps per method first (default: %(default)s)")
+    parser.add_argument('--threads', type=int, default=2, help="torch CPU threads (default: %(default)s)")
     args = parser.parse_args()
-    main(args.repeats, args.warmup)
+    main(args.repeats, args.warmup, args.threads)
