@@ -5,7 +5,9 @@ Every method trains on the same batch (8 labeled + 8 unlabeled quick-shapes imag
 methods), the student's forward with every loss term, backward, SGD and the EMA update. The methods are timed
 interleaved (one step of each in turn) so that a change in the machine's load hits all of them alike; the
 median of `--repeats` steps after `--warmup` steps is reported. The model is untrained: the soft branch's cost
-(every teacher proposal, every level) does not depend on that, the hard branch's pseudo-boxes are few.
+(every teacher proposal, every level) does not depend on that, the hard branch's pseudo-boxes are few. Steps are
+timed after OHEM's ramp (K = the preset's `ohem_k` RoIs per level and image); `soft-hard` is CrossMatch without
+multi-scale, so crossmatch / soft-hard is the multi-scale overhead.
 
     python benchmarks/step_timing.py [--repeats 10] [--warmup 2] [--threads 2]
 """
@@ -17,7 +19,7 @@ import torch
 from crossmatch.cli import config_from_args
 from crossmatch.trainer import Trainer
 
-METHODS = ('crossmatch', 'unbiased-teacher', 'supervised')
+METHODS = ('crossmatch', 'soft-hard', 'unbiased-teacher', 'supervised')  # soft-hard: CrossMatch without multi-scale
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -32,7 +34,8 @@ def trainers(run_root: Path) -> dict[str, Trainer]:
         out[method] = trainer = Trainer(config, progress=False, data=data)
         data = trainer.data
         trainer.teacher.copy_from(trainer.model)
-        trainer.iteration = 1  # after burn-in, past the teacher ← student copy
+        # after burn-in (past the teacher ← student copy) and past OHEM's ramp: K RoIs per level, the steady state
+        trainer.iteration = config.method.ohem_ramp_iters + 1
     return out
 
 

@@ -39,7 +39,7 @@ DEMO_PRESETS = {
     'quick': ['data.shapes_preset=quick', 'data.percent=10', 'train.iterations=40', 'train.burn_in=20',
               'train.warmup_iters=5', 'train.eval_every=20', 'train.checkpoint_every=20', 'train.log_every=5',
               'train.lr_steps=[35]', 'train.batch_labeled=4', 'train.batch_unlabeled=4', 'method.ohem_k=32',
-              'method.ohem_ramp_iters=10'],
+              'method.ohem_ramp_iters=10', 'train.clip_grad_norm=5'],
 }
 
 def plot_ap_curves(frames: dict[str, pd.DataFrame], path: str | Path, metric: str = 'AP') -> Path:
@@ -211,4 +211,5 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     return 0
 
-if __name__ == '__main__': sys.exit(main())  # `python -m crossmatch.cli`, e.g. under torchrun
+# %% ../nbs/23_cli.ipynb #06f71014
+if __name__ == '__main__': sys.exit(main())

@@ -85,7 +85,9 @@ class TrainConfig:
     max_eval_images: int = 0  # 0: evaluate on every validation image
     seed: int = 0
     device: str = 'auto'  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch CPU threads; 0: the cores left over by the data-loader workers (at least 1)
     amp: bool = True  # mixed precision on CUDA (ignored on the CPU)
+    clip_grad_norm: float = 0.  # clip the gradients' global norm to this before each step (0: no clipping)
     max_nonfinite: int = 5  # consecutive non-finite losses that stop the run
     output_dir: str = 'runs/shapes'
 

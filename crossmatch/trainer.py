@@ -24,9 +24,9 @@ from .step import StudentLosses, train_step, hidden_targets_for_views
 from .evaluate import coco_evaluate, pascal_voc_evaluate
 
 # %% auto #0
-__all__ = ['PROTOCOLS', 'select_device', 'lr_factor', 'build_optimizer', 'rng_state', 'set_rng_state', 'atomic_torch_save',
-           'load_checkpoint', 'MetricsLog', 'RunData', 'build_data', 'distributed_info', 'predict', 'evaluate_detector',
-           'init_distributed', 'checkpoint_path', 'latest_checkpoint', 'Trainer']
+__all__ = ['PROTOCOLS', 'select_device', 'cpu_threads', 'lr_factor', 'build_optimizer', 'rng_state', 'set_rng_state',
+           'atomic_torch_save', 'load_checkpoint', 'MetricsLog', 'RunData', 'build_data', 'distributed_info', 'predict',
+           'evaluate_detector', 'init_distributed', 'checkpoint_path', 'latest_checkpoint', 'Trainer']
 
 # %% ../nbs/22_trainer.ipynb #258363ad
 def select_device(name: str = 'auto') -> torch.device:
@@ -38,6 +38,11 @@ def select_device(name: str = 'auto') -> torch.device:
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise RuntimeError(f"config train.device={name!r} but CUDA is not available on this machine")
     return device
+
+# %% ../nbs/22_trainer.ipynb #d13d42cf
+def cpu_threads(requested: int, loader_workers: int) -> int:
+    "torch CPU threads for a run: `requested`, or (0) the cores left by the loader workers, at least 1."
+    return requested if requested > 0 else max(1, (os.cpu_count() or 1) - loader_workers)
 
 # %% ../nbs/22_trainer.ipynb #812a8ef3
 def lr_factor(iteration: int, warmup_iters: int, warmup_factor: float, lr_steps: list[int], lr_gamma: float) -> float:
@@ -231,6 +236,7 @@ class Trainer:
     def __init__(self, config: Config, resume: bool = False, progress: bool = True, data: RunData | None = None):
         self.config, t = config, config.train
         self.device = select_device(t.device)
+        if self.device.type == 'cpu': torch.set_num_threads(cpu_threads(t.threads, config.data.num_workers))
         if self.device.type == 'cuda': torch.cuda.set_device(self.device)
         self.rank, self.world = init_distributed(self.device)
         self.run_dir, self.progress = Path(t.output_dir), progress and self.rank == 0
@@ -343,6 +349,9 @@ class Trainer:
         if finite:
             self.nonfinite = 0
             self.scaler.scale(result.loss).backward()
+            if t.clip_grad_norm > 0:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad_norm)
             self.scaler.step(self.optimizer); self.scaler.update()
             if semi: self.teacher.update(self.model)
         else:
