@@ -5,6 +5,7 @@ branch that never moves a box, per-sample seeding, and the seeded, shardable, re
 
 # %% ../nbs/03_augment.ipynb #c77e3c5b
 from __future__ import annotations
+import itertools
 from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
@@ -169,7 +170,8 @@ def _collate_lists(batch: list[tuple]) -> tuple[list, ...]:
 
 class TwoStreamLoader:
     "Endless (labeled batch, unlabeled batch) pairs: seeded, sharded over DDP ranks, resumable at any iteration."
-    def __init__(self, labeled: Dataset, unlabeled: Dataset,
+    def __init__(self, labeled: Dataset,
+                 unlabeled: Dataset | None,  # None: a supervised run, which yields (labeled batch, None)
                  augment: WeakStrong | None = None,  # None: `WeakStrong()`, Table 5 without resize
                  batch_labeled: int = 8, batch_unlabeled: int = 8,  # bl and bu, per rank
                  seed: int = 0,
@@ -185,8 +187,9 @@ class TwoStreamLoader:
         self.augment = WeakStrong() if augment is None else augment
         self.batch_sizes = {'labeled': batch_labeled, 'unlabeled': batch_unlabeled}
         self.seed, self.start_iteration, self.num_workers = seed, start_iteration, num_workers
-        self.streams = {'labeled': AugmentedStream(labeled, self.augment.labeled, seed, 0, labeled=True),
-                        'unlabeled': AugmentedStream(unlabeled, self.augment.unlabeled, seed, 1, labeled=False)}
+        self.streams = {'labeled': AugmentedStream(labeled, self.augment.labeled, seed, 0, labeled=True)}
+        if unlabeled is not None:
+            self.streams['unlabeled'] = AugmentedStream(unlabeled, self.augment.unlabeled, seed, 1, labeled=False)
         self.samplers = {}
         for name, stream in self.streams.items():
             if len(stream.dataset) == 0: raise ValueError(f"the {name} dataset is empty")
@@ -203,9 +206,9 @@ class TwoStreamLoader:
             out[name] = {'drawn': drawn, 'epoch': epoch, 'offset': offset}
         return out
 
-    def __iter__(self) -> Iterator[tuple[tuple[list, list], tuple[list, list, list]]]:
-        loaders = [DataLoader(self.streams[name], batch_size=self.batch_sizes[name], sampler=self.samplers[name],
+    def __iter__(self) -> Iterator[tuple[tuple[list, list], tuple[list, list, list] | None]]:
+        loaders = [DataLoader(stream, batch_size=self.batch_sizes[name], sampler=self.samplers[name],
                               num_workers=self.num_workers, collate_fn=_collate_lists,
                               generator=torch.Generator().manual_seed(self.seed))
-                   for name in ('labeled', 'unlabeled')]
-        return zip(*loaders)
+                   for name, stream in self.streams.items()]
+        return zip(*loaders) if len(loaders) == 2 else zip(loaders[0], itertools.repeat(None))

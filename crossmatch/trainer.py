@@ -320,7 +320,8 @@ class Trainer:
     def loader(self) -> TwoStreamLoader:
         t = self.config.train
         augment = WeakStrong(resize=paper_resize() if self.config.model.arch == 'paper' else None)
-        return TwoStreamLoader(self.data.train.labeled, self.data.train.unlabeled, augment, t.batch_labeled,
+        unlabeled = self.data.train.unlabeled if self.config.method.semi_supervised else None  # supervised: not drawn
+        return TwoStreamLoader(self.data.train.labeled, unlabeled, augment, t.batch_labeled,
                                t.batch_unlabeled, seed=t.seed, start_iteration=self.iteration,
                                num_workers=self.config.data.num_workers)
 
