@@ -277,6 +277,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'crossmatch.trainer.atomic_torch_save': ('trainer.html#atomic_torch_save', 'crossmatch/trainer.py'),
                                     'crossmatch.trainer.build_data': ('trainer.html#build_data', 'crossmatch/trainer.py'),
                                     'crossmatch.trainer.build_optimizer': ('trainer.html#build_optimizer', 'crossmatch/trainer.py'),
+                                    'crossmatch.trainer.check_config': ('trainer.html#check_config', 'crossmatch/trainer.py'),
                                     'crossmatch.trainer.checkpoint_path': ('trainer.html#checkpoint_path', 'crossmatch/trainer.py'),
                                     'crossmatch.trainer.cpu_threads': ('trainer.html#cpu_threads', 'crossmatch/trainer.py'),
                                     'crossmatch.trainer.distributed_info': ('trainer.html#distributed_info', 'crossmatch/trainer.py'),

@@ -22,11 +22,13 @@ from .model import build_detector
 from .ema import MeanTeacher
 from .step import StudentLosses, train_step, hidden_targets_for_views
 from .evaluate import coco_evaluate, pascal_voc_evaluate
+from .losses import KL_DIRECTIONS, LEVEL_REDUCTIONS
+from .model import CONFIGS
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'select_device', 'cpu_threads', 'lr_factor', 'build_optimizer', 'rng_state', 'set_rng_state',
            'atomic_torch_save', 'load_checkpoint', 'MetricsLog', 'RunData', 'build_data', 'distributed_info', 'predict',
-           'evaluate_detector', 'init_distributed', 'checkpoint_path', 'latest_checkpoint', 'Trainer']
+           'evaluate_detector', 'check_config', 'init_distributed', 'checkpoint_path', 'latest_checkpoint', 'Trainer']
 
 # %% ../nbs/22_trainer.ipynb #258363ad
 def select_device(name: str = 'auto') -> torch.device:
@@ -217,6 +219,29 @@ def evaluate_detector(model: torch.nn.Module, dataset: CocoDetection, device: to
     return metrics
 
 # %% ../nbs/22_trainer.ipynb #8b46e6ef
+def check_config(config: Config):
+    "Raise a ValueError naming the first config field whose value cannot work."
+    m, t = config.method, config.train
+    problems = [
+        ('model.arch', config.model.arch in CONFIGS, f"one of {sorted(CONFIGS)}"),
+        ('method.kl_direction', m.kl_direction in KL_DIRECTIONS, f"one of {KL_DIRECTIONS}"),
+        ('method.kl_reduction', m.kl_reduction in LEVEL_REDUCTIONS, f"one of {LEVEL_REDUCTIONS}"),
+        ('method.delta', 0 <= m.delta <= 1, "in [0, 1]"),
+        ('method.pseudo_nms_iou', 0 < m.pseudo_nms_iou <= 1, "in (0, 1]"),
+        ('method.ema_alpha', 0 <= m.ema_alpha <= 1, "in [0, 1]"),
+        ('method.ohem_k', m.ohem_k >= 0, "≥ 0"), ('method.ohem_ramp_iters', m.ohem_ramp_iters >= 0, "≥ 0"),
+        ('train.iterations', t.iterations >= 1, "≥ 1"), ('train.burn_in', 0 <= t.burn_in <= t.iterations, "in [0, iterations]"),
+        ('train.lr', t.lr > 0, "> 0"), ('train.batch_labeled', t.batch_labeled >= 1, "≥ 1"),
+        ('train.batch_unlabeled', t.batch_unlabeled >= 1, "≥ 1"),
+        ('train.log_every', t.log_every >= 1, "≥ 1"), ('train.eval_every', t.eval_every >= 1, "≥ 1"),
+        ('train.checkpoint_every', t.checkpoint_every >= 1, "≥ 1"), ('train.max_nonfinite', t.max_nonfinite >= 1, "≥ 1"),
+    ]
+    for name, ok, expected in problems:
+        if not ok:
+            section, field = name.split('.')
+            raise ValueError(f"config {name} = {getattr(getattr(config, section), field)!r}: expected {expected}")
+
+# %% ../nbs/22_trainer.ipynb #3b6195c0
 def init_distributed(device: torch.device) -> tuple[int, int]:
     "Join the process group torchrun describes (gloo on the CPU, nccl on CUDA); (rank, world size)."
     world = int(os.environ.get('WORLD_SIZE', 1))
@@ -234,6 +259,7 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 class Trainer:
     "Trains a CrossMatch student and its mean teacher as `config` says."
     def __init__(self, config: Config, resume: bool = False, progress: bool = True, data: RunData | None = None):
+        check_config(config)
         self.config, t = config, config.train
         self.device = select_device(t.device)
         if self.device.type == 'cpu': torch.set_num_threads(cpu_threads(t.threads, config.data.num_workers))
