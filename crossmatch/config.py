@@ -169,7 +169,7 @@ PRESETS: dict[str, Config] = {
     'shapes': _preset(
         data=dict(protocol='shapes', shapes_preset='default', percent=10.0, num_workers=2),
         model=dict(arch='tiny'),
-        method=dict(delta=0.4, beta=2.0, ohem_k=64, ohem_ramp_iters=100, ema_alpha=0.99),
+        method=dict(delta=0.4, beta=2.0, ohem_k=64, ohem_ramp_iters=100, ema_alpha=0.99, kl_reduction='mean'),
         train=dict(iterations=1000, burn_in=500, warmup_iters=50, lr=0.02, lr_steps=[900],
                    log_every=20, eval_every=250, checkpoint_every=250, output_dir='runs/shapes')),
     'coco-standard': _preset(
