@@ -278,6 +278,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'crossmatch.trainer.build_data': ('trainer.html#build_data', 'crossmatch/trainer.py'),
                                     'crossmatch.trainer.build_optimizer': ('trainer.html#build_optimizer', 'crossmatch/trainer.py'),
                                     'crossmatch.trainer.check_config': ('trainer.html#check_config', 'crossmatch/trainer.py'),
+                                    'crossmatch.trainer.check_new_run_dir': ('trainer.html#check_new_run_dir', 'crossmatch/trainer.py'),
                                     'crossmatch.trainer.checkpoint_path': ('trainer.html#checkpoint_path', 'crossmatch/trainer.py'),
                                     'crossmatch.trainer.cpu_threads': ('trainer.html#cpu_threads', 'crossmatch/trainer.py'),
                                     'crossmatch.trainer.distributed_info': ('trainer.html#distributed_info', 'crossmatch/trainer.py'),

@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     "Entry point of the `crossmatch` command; its exit status."
     args = build_parser().parse_args(argv)
     try: args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, FloatingPointError) as e:
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, FloatingPointError) as e:
         print(f"crossmatch {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

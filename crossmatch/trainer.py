@@ -28,7 +28,8 @@ from .model import CONFIGS
 # %% auto #0
 __all__ = ['PROTOCOLS', 'select_device', 'cpu_threads', 'lr_factor', 'build_optimizer', 'rng_state', 'set_rng_state',
            'atomic_torch_save', 'load_checkpoint', 'MetricsLog', 'RunData', 'build_data', 'distributed_info', 'predict',
-           'evaluate_detector', 'check_config', 'init_distributed', 'checkpoint_path', 'latest_checkpoint', 'Trainer']
+           'evaluate_detector', 'check_config', 'init_distributed', 'checkpoint_path', 'latest_checkpoint',
+           'check_new_run_dir', 'Trainer']
 
 # %% ../nbs/22_trainer.ipynb #258363ad
 def select_device(name: str = 'auto') -> torch.device:
@@ -256,6 +257,15 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     found = sorted((Path(run_dir) / 'checkpoints').glob('iter_*.pt'))
     return found[-1] if found else None
 
+def check_new_run_dir(run_dir: str | Path):
+    "Refuse to start a fresh run in a folder that already holds a run's checkpoints or metrics."
+    run_dir = Path(run_dir)
+    checkpoints, metrics = list((run_dir / 'checkpoints').glob('iter_*.pt')), run_dir / 'metrics.csv'
+    if checkpoints or metrics.exists():
+        held = [f"{len(checkpoints)} checkpoint(s)"] * bool(checkpoints) + ['metrics.csv'] * metrics.exists()
+        raise FileExistsError(f"{run_dir} already holds a run ({', '.join(held)}): continue it with --resume "
+                              f"(resume=True), or start this one in another folder (--output / train.output_dir)")
+
 class Trainer:
     "Trains a CrossMatch student and its mean teacher as `config` says."
     def __init__(self, config: Config, resume: bool = False, progress: bool = True, data: RunData | None = None):
@@ -266,6 +276,7 @@ class Trainer:
         if self.device.type == 'cuda': torch.cuda.set_device(self.device)
         self.rank, self.world = init_distributed(self.device)
         self.run_dir, self.progress = Path(t.output_dir), progress and self.rank == 0
+        if not resume: check_new_run_dir(self.run_dir)
         torch.manual_seed(t.seed); random.seed(t.seed)
         self.data = data or build_data(config)
         self.model = build_detector(config.model.arch, self.data.category_map.num_classes + 1,

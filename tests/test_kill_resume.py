@@ -109,3 +109,13 @@ def test_rows_after_the_checkpoint_are_discarded_not_lost(runs):
     assert len(later) > 0  # the kill waited for one
     discarded = pd.read_csv(root / 'killed' / 'metrics.discarded.csv')
     pd.testing.assert_frame_equal(discarded[later.columns].reset_index(drop=True), later.reset_index(drop=True))
+
+
+def test_restart_without_resume_is_refused_and_changes_nothing(runs):
+    root, _, _ = runs
+    run_dir = root / 'uninterrupted'
+    before = {p: p.read_bytes() for p in run_dir.rglob('*') if p.is_file()}
+    result = subprocess.run(command(run_dir), capture_output=True, text=True, timeout=300, cwd=REPO, env=ENV)
+    assert result.returncode == 2
+    assert f"{run_dir} already holds a run" in result.stderr and '--resume' in result.stderr
+    assert {p: p.read_bytes() for p in run_dir.rglob('*') if p.is_file()} == before
