@@ -1,5 +1,7 @@
-"""The project's packaging invariants: one version, one list of requirements, ranges not pins."""
+"""The project's invariants: one version, one list of requirements, ranges not pins; small modules; notebooks that
+open with a title and a description and name their kernel."""
 import configparser
+import json
 import importlib
 import tomllib
 from pathlib import Path
@@ -30,7 +32,7 @@ def test_pyproject_holds_only_build_system_and_nbdev():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert set(pyproject) == {"build-system", "project", "tool"}
     assert set(pyproject["project"]) == {"name", "requires-python", "dynamic"}, "metadata belongs in settings.ini"
-    assert set(pyproject["tool"]) == {"nbdev"}
+    assert set(pyproject["tool"]) == {"nbdev", "importlinter"}, "tool settings: nbdev and the layers contract"
 
 
 def test_console_scripts_resolve():
@@ -38,3 +40,19 @@ def test_console_scripts_resolve():
         name, target = script.split("=")
         module, func = target.split(":")
         assert callable(getattr(importlib.import_module(module), func)), script
+
+
+def test_modules_are_small():
+    "No exported module over 350 lines (nbdev's generated index aside): one concept per module."
+    sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in (ROOT / "crossmatch").glob("*.py")}
+    large = {name: n for name, n in sizes.items() if n > 350 and name != "_modidx.py"}
+    assert not large, f"modules over 350 lines: {large}"
+
+
+def test_notebooks_open_with_title_description_and_kernel():
+    for path in sorted((ROOT / "nbs").glob("*.ipynb")):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        assert nb["metadata"].get("kernelspec", {}).get("name") == "python3", f"{path.name}: no python3 kernelspec"
+        first = "".join(nb["cells"][0]["source"]).splitlines()
+        assert first[0].startswith("# ") and any(l.startswith("> ") for l in first[1:]), \
+            f"{path.name}: the first cell must be '# Title' and a '> description'"
