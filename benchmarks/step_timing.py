@@ -16,18 +16,18 @@ from pathlib import Path
 
 import torch
 
-from crossmatch.cli import config_from_args
+from crossmatch.config import config_from_args
 from crossmatch.trainer import Trainer
 
 METHODS = ('crossmatch', 'soft-hard', 'unbiased-teacher', 'supervised')  # soft-hard: CrossMatch without multi-scale
 REPO = Path(__file__).resolve().parents[1]
 
 
-def trainers(run_root: Path) -> dict[str, Trainer]:
+def trainers(run_root: Path, threads: int) -> dict[str, Trainer]:
     "One trainer per method, past burn-in, sharing the data and the initial weights (same seed)."
     overrides = ['data.shapes_preset=quick', 'data.percent=20', f'data.root={REPO / "data"}', 'data.num_workers=0',
-                 'train.device=cpu', 'train.batch_labeled=8', 'train.batch_unlabeled=8', 'train.burn_in=0',
-                 'train.log_every=1000000']  # no hidden-ground-truth diagnostics inside the timed steps
+                 'train.device=cpu', f'train.threads={threads}', 'train.batch_labeled=8', 'train.batch_unlabeled=8',
+                 'train.burn_in=0', 'train.log_every=1000000']  # no hidden-ground-truth diagnostics inside the timed steps
     out, data = {}, None
     for method in METHODS:
         config = config_from_args('shapes', overrides=overrides, method=method, output=str(run_root / method))
@@ -40,9 +40,8 @@ def trainers(run_root: Path) -> dict[str, Trainer]:
 
 
 def main(repeats: int, warmup: int, threads: int) -> dict[str, float]:
-    torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as scratch:
-        runs = trainers(Path(scratch))
+        runs = trainers(Path(scratch), threads)  # the trainers set torch's thread count from train.threads
         labeled, unlabeled = next(iter(runs['crossmatch'].loader()))
         times = {method: [] for method in METHODS}
         for repeat in range(warmup + repeats):

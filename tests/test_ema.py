@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.distributed as dist
 from torch import nn
-from crossmatch.ema import MeanTeacher
+from crossmatch.ema import MeanTeacher, unwrap_model
 
 
 def free_port() -> int:
@@ -26,6 +26,7 @@ def test_ema_unwraps_ddp(process_group):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
     student = nn.parallel.DistributedDataParallel(net)
+    assert unwrap_model(student) is net
     teacher = MeanTeacher(student, alpha=0.75)
     assert set(teacher.model.state_dict()) == set(net.state_dict())  # no 'module.' prefix
     before = {k: v.clone() for k, v in teacher.model.state_dict().items()}

@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from crossmatch.cli import config_from_args
-from crossmatch.trainer import Trainer, load_checkpoint, latest_checkpoint
+from crossmatch.checkpoint import load_checkpoint, latest_checkpoint
+from crossmatch.config import config_from_args
+from crossmatch.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')

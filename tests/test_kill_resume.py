@@ -3,15 +3,18 @@
 The kill comes after the first checkpoint (the end of burn-in, iteration 4) once at least one later row is in
 metrics.csv, so the resume has rows to move to metrics.discarded.csv. On the CPU the resumed run reproduces the
 uninterrupted one exactly (model, teacher, optimiser, RNG and loader position are restored), so the rows are
-compared for equality.
+compared for equality. A newest checkpoint that cannot be loaded (cut short, or a foreign pickle) is skipped with
+a warning naming it, and the run resumes from the newest one that loads; if none loads, one line says so.
 """
-import os, signal, subprocess, sys, time
+import os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
-from crossmatch.trainer import MetricsLog, latest_checkpoint, load_checkpoint
+from crossmatch.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint
+from crossmatch.metrics import MetricsLog
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = ['data.shapes_preset=quick', 'data.percent=10', f'data.root={REPO / "data"}', 'data.num_workers=0',
@@ -70,7 +73,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp('kill')
     killed = kill_after_first_checkpoint(root / 'killed')
     checkpoints = root / 'killed' / 'checkpoints'
-    # a save interrupted by a kill leaves atomic_torch_save's temporary file: a truncated checkpoint
+    # a save interrupted by a kill leaves files.atomic_write's temporary file: a truncated checkpoint
     (checkpoints / '.iter_0000099.pt.interrupted.tmp').write_bytes(killed['checkpoints'][-1].read_bytes()[:1000])
     killed['latest'] = latest_checkpoint(root / 'killed')
     killed['reopened'] = MetricsLog(root / 'killed' / 'metrics.csv').frame()
@@ -119,3 +122,40 @@ def test_restart_without_resume_is_refused_and_changes_nothing(runs):
     assert result.returncode == 2
     assert f"{run_dir} already holds a run" in result.stderr and '--resume' in result.stderr
     assert {p: p.read_bytes() for p in run_dir.rglob('*') if p.is_file()} == before
+
+
+class Payload:
+    "A pickle whose loading would create the folder `marker`: code that a checkpoint must never get to run."
+    def __init__(self, marker: Path): self.marker = marker
+    def __reduce__(self): return (os.mkdir, (str(self.marker),))
+
+
+def test_resume_skips_a_cut_short_and_a_foreign_newest_checkpoint(runs, tmp_path):
+    root, _, _ = runs
+    run_dir = tmp_path / 'corrupt'
+    shutil.copytree(root / 'uninterrupted', run_dir)
+    newest = checkpoint_path(run_dir, 16)
+    newest.write_bytes(newest.read_bytes()[:4096])  # a save cut short by a full disk
+    torch.save({'iteration': 20, 'payload': Payload(tmp_path / 'executed')}, checkpoint_path(run_dir, 20))
+    result = run(run_dir, '--resume')
+    skipped = [line for line in result.stderr.splitlines() if 'skipping checkpoint' in line]
+    assert len(skipped) == 2, result.stderr[-3000:]
+    assert f"{checkpoint_path(run_dir, 20)} cannot be loaded: it refers to posix.mkdir, which weights-only" in skipped[0]
+    assert f"{newest} cannot be loaded" in skipped[1]
+    assert not (tmp_path / 'executed').exists()
+    # resumed from 12, it redid 13..16 exactly as the uninterrupted run did them
+    pd.testing.assert_frame_equal(frame(run_dir), frame(root / 'uninterrupted'), check_exact=True)
+    assert list(pd.read_csv(run_dir / 'metrics.discarded.csv').iteration) == [13, 14, 15, 16, 16, 16]
+
+
+def test_resume_refuses_in_one_line_when_no_checkpoint_loads(runs, tmp_path):
+    root, _, _ = runs
+    run_dir = tmp_path / 'all-corrupt'
+    shutil.copytree(root / 'uninterrupted', run_dir)
+    for path in (run_dir / 'checkpoints').glob('iter_*.pt'): path.write_bytes(path.read_bytes()[:100])
+    result = subprocess.run(command(run_dir, '--resume'), capture_output=True, text=True, timeout=300, cwd=REPO, env=ENV)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith('crossmatch train: error:')]
+    assert len(errors) == 1 and 'Traceback' not in result.stderr, result.stderr[-3000:]
+    assert f"no checkpoint in {run_dir / 'checkpoints'} loads" in errors[0]
+    assert all(f'iter_{i:07d}.pt' in errors[0] for i in (4, 8, 12, 16))

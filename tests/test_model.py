@@ -1,7 +1,7 @@
-"Checks of crossmatch.model that write files or train: weights files and a supervised step of the tiny detector."
+"Checks of crossmatch.model that write files or train: weights files, a run's model, and a supervised step of the tiny detector."
 import pytest
 import torch
-from crossmatch.model import build_detector
+from crossmatch.model import ModelConfig, build_detector, build_model
 
 
 def test_weights_file_that_is_not_a_state_dict_names_the_file(tmp_path):
@@ -35,3 +35,18 @@ def test_tiny_detector_trains_and_reloads(tmp_path, norm):
     with torch.no_grad():
         for ours, theirs in zip(model(images), reloaded(images)):
             assert torch.equal(ours['boxes'], theirs['boxes']) and torch.equal(ours['labels'], theirs['labels'])
+
+
+def test_build_model_applies_the_resize_override_and_the_weights_file(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch='tiny', min_size=320, max_size=427), num_classes=4)
+    assert (model.transform.min_size, model.transform.max_size) == ((320,), 427)
+    default = build_model(ModelConfig(arch='tiny'), num_classes=4)
+    assert (default.transform.min_size, default.transform.max_size) == ((128,), 128)
+    path = tmp_path / 'weights.pt'
+    torch.save(model.state_dict(), path)
+    config = ModelConfig(arch='tiny', weights=str(path))
+    loaded, fresh = build_model(config, 4), build_model(config, 4, load_weights=False)
+    state = model.state_dict()
+    assert all(torch.equal(value, state[name]) for name, value in loaded.state_dict().items())
+    assert not torch.equal(fresh.roi_heads.box_predictor.cls_score.weight, state['roi_heads.box_predictor.cls_score.weight'])

@@ -1,8 +1,11 @@
-"The hard branch end to end on the tiny detector: teacher pass → pseudo-labels → student RPN and RoI sampling."
+"The hard branch end to end on the tiny detector: teacher pass → pseudo-labels → student RPN and RoI sampling; and
+what the unsupervised terms may train (no box regression from pseudo-labels)."
 import torch
 from crossmatch.model import build_detector
 from crossmatch.multiscale import predict_every_level, student_features, teacher_forward
-from crossmatch.pseudo import pseudo_labels, sampled_roi_counts
+from crossmatch.pseudo import pseudo_labels
+from crossmatch.diagnostics import sampled_roi_counts
+from crossmatch.step import UnlabeledInputs, unsupervised_losses
 
 
 def test_teacher_pseudo_labels_train_the_student():
@@ -25,3 +28,26 @@ def test_teacher_pseudo_labels_train_the_student():
     counts = sampled_roi_counts(rois, labels, targets)
     assert counts['false_positive'] == 0 and counts['false_negative'] == 0
     assert counts['true_positive'] == int(sum((l > 0).sum() for l in labels))
+
+
+def gradient_sum(layer: torch.nn.Module) -> float:
+    "Σ|∂L/∂w| of a layer's weight; 0 when no gradient reached it."
+    return 0. if layer.weight.grad is None else float(layer.weight.grad.abs().sum())
+
+
+def test_no_box_regression_from_pseudo_labels():
+    "Eq. 5 and Eq. 6 train objectness and classification only: the regression layers get no gradient."
+    torch.manual_seed(0)
+    teacher = build_detector('tiny', num_classes=4).eval()
+    student = build_detector('tiny', num_classes=4).train()
+    images = [torch.rand(3, 128, 128) for _ in range(2)]
+    output = teacher_forward(teacher, images)
+    pseudo = pseudo_labels(output.detections, score_threshold=0.0)
+    assert all(len(p['boxes']) > 0 for p in pseudo)  # positives exist, so a regression loss would not be empty
+    inputs = UnlabeledInputs(images, pseudo, output.proposals, output.proposal_probs, ohem_keep=16)
+    terms, _ = unsupervised_losses(student, inputs)  # hard and soft branches, multi-scale
+    sum(terms.values()).backward()
+    assert gradient_sum(student.rpn.head.bbox_pred) == 0.
+    assert gradient_sum(student.roi_heads.box_predictor.bbox_pred) == 0.
+    assert gradient_sum(student.rpn.head.cls_logits) > 0.
+    assert gradient_sum(student.roi_heads.box_predictor.cls_score) > 0.

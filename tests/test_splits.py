@@ -71,3 +71,44 @@ def test_voc0712_ids_must_not_collide(tmp_path):
     voc12 = write_coco(tmp_path / 'voc12', ids=[3, 4], name='voc12.json', mode='P')
     with pytest.raises(ValueError, match=r'both labeled and unlabeled, e\.g\. \[3\]'):
         voc0712_data(tmp_path / 'voc07', voc07, [(tmp_path / 'voc12', voc12)])
+
+
+def write_boxes(root, boxes, size=(16, 12), name='train.json'):
+    "One image per box (ids 1, 2, …) of `size` and a COCO JSON with that box as given (any bbox value, even broken)."
+    for i in range(1, len(boxes) + 1): Image.new('RGB', size).save(root / f'{i}.png')
+    path = root / name
+    path.write_text(json.dumps(dict(
+        images=[dict(id=i, file_name=f'{i}.png', width=size[0], height=size[1]) for i in range(1, len(boxes) + 1)],
+        annotations=[dict(id=100 + i, image_id=i, category_id=5, bbox=b, iscrowd=0) for i, b in enumerate(boxes, start=1)],
+        categories=[dict(id=5, name='blob')])))
+    return path
+
+
+def test_a_bbox_holding_a_non_number_names_the_file_and_the_annotation(tmp_path):
+    train = write_boxes(tmp_path, [[1, 1, 6, 4], [1, 1, 'a', 4], [2, 2, 3, 3]])
+    with pytest.raises(ValueError, match=rf"{train}: annotation 102 \(image 2\): bbox \[1, 1, 'a', 4\] is not 4 finite numbers"):
+        coco_standard_data(tmp_path, train, percent=100, seed=0)
+
+
+def test_a_training_file_without_any_box_names_the_file(tmp_path):
+    train = tmp_path / 'train.json'
+    Image.new('RGB', (16, 12)).save(tmp_path / '1.png')
+    train.write_text(json.dumps(dict(images=[dict(id=1, file_name='1.png', width=16, height=12)], annotations=[],
+                                     categories=[dict(id=5, name='blob')])))
+    with pytest.raises(ValueError, match=rf"{train}: none of its 1 images has a non-crowd box .*nothing to train on"):
+        coco_standard_data(tmp_path, train, percent=10, seed=0)
+    with pytest.raises(ValueError, match=rf"{train}: none of its 1 images has a non-crowd box"):
+        voc0712_data(tmp_path, train, [])
+
+
+def test_large_images_tolerate_boxes_a_little_outside_and_refuse_boxes_mostly_outside(tmp_path):
+    "A 5,000-px image: 2 px past the border is within 1 % of the side; 100 px past, with most of the box inside, is clipped with a warning."
+    train = write_boxes(tmp_path, [[4900, 10, 102, 50], [4600, 10, 500, 50]], size=(5000, 300))
+    with pytest.warns(UserWarning, match=r"clipped 1 boxes that left their image by more than 1% of its side; first \(annotation id, image id\): \[\(102, 2\)\]"):
+        data = coco_standard_data(tmp_path, train, percent=100, seed=0)
+    assert data.labeled[0][1]['boxes'].tolist() == [[4900, 10, 5000, 60]]
+    assert data.labeled[1][1]['boxes'].tolist() == [[4600, 10, 5000, 60]]
+    assert data.labeled.summary()['clipped'] == 2
+    outside = write_boxes(tmp_path, [[4900, 10, 300, 50]], size=(5000, 300), name='outside.json')
+    with pytest.raises(ValueError, match=rf"{outside}: annotation 101 \(image 1\): box .* leaves the 5000×300 image by 200 px and only 33% of it lies inside"):
+        coco_standard_data(tmp_path, outside, percent=100, seed=0)

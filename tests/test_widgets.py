@@ -1,16 +1,19 @@
-"Widgets driven through their controls on a short trainer run and on a freshly built model: the data behind each figure follows."
+"Analysis, widgets and curves driven through their controls on a short trainer run and on a freshly built model: the data behind each figure follows."
 from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from crossmatch.config import MethodConfig, apply_overrides, get_preset
+from torchvision.transforms.v2.functional import to_dtype
+from crossmatch.config import apply_overrides, get_preset
+from crossmatch.method import MethodConfig
 from crossmatch.ema import MeanTeacher
-from crossmatch.model import build_detector
+from crossmatch.model import ModelConfig, build_model
 from crossmatch.multiscale import teacher_forward
 from crossmatch.pseudo import pseudo_labels
 from crossmatch.trainer import Trainer
-from crossmatch.widgets import (LevelPredictionViewer, OHEMViewer, PseudoLabelExplorer, SampledRoIViewer, SamplingCurves,
-                                TrainingCurves, load_run, training_batch)
+from crossmatch.analysis import load_run, training_batch
+from crossmatch.widgets import LevelPredictionViewer, OHEMViewer, PseudoLabelExplorer, SampledRoIViewer
+from crossmatch.curves import SamplingCurves, TrainingCurves
 
 DATA_ROOT = Path(__file__).resolve().parents[1] / 'data'
 
@@ -33,7 +36,7 @@ def run(tmp_path_factory):
 @pytest.fixture(scope='module')
 def fresh(run):
     torch.manual_seed(1)
-    student = build_detector('tiny', run.data.category_map.num_classes + 1).eval()
+    student = build_model(ModelConfig(arch='tiny'), run.data.category_map.num_classes + 1).eval()
     return student, MeanTeacher(student).model
 
 
@@ -51,7 +54,7 @@ def test_load_run_picks_checkpoints(run):
 def test_pseudo_label_slider_matches_pseudo_labels_and_never_grows(run, fresh):
     for teacher in (run.teacher, fresh[1]):
         explorer = PseudoLabelExplorer(teacher, run.data.train.unlabeled, run.data.train.hidden_ground_truth, delta=0.0)
-        detections = teacher_forward(teacher, [explorer.image.float() / 255]).detections
+        detections = teacher_forward(teacher, [to_dtype(explorer.image, torch.float32, scale=True)]).detections
         previous = explorer.counts['pseudo']
         assert previous == len(pseudo_labels(detections, 0.0)[0]['boxes']) > 0
         for delta in torch.linspace(0.05, 1.0, 12).tolist():
@@ -109,6 +112,7 @@ def test_curves_read_the_metrics_of_the_run(run):
     assert training.losses.loss.tolist() == logged[logged.kind == 'train'].loss.tolist()
     training.controls['metric'].value = 'AP75'
     student = logged[(logged.kind == 'eval') & (logged.model == 'student')]
-    assert training.ap.student.tolist() == student.AP75.tolist()
+    drawn = {line.get_label(): list(line.get_ydata()) for line in training.figure.axes[1].lines}
+    assert drawn['this run (student)'] == student.AP75.tolist()
     with pytest.raises(KeyError, match='not logged'):
         TrainingCurves(run_dir, metric='mAP')

@@ -1,0 +1,153 @@
+"""The widgets notebook in a real browser: JupyterLab on 127.0.0.1 driven by headless Chromium.
+
+Runs a working copy of nbs/41_widgets.ipynb with 'Run All', checks that no cell errs and that the widget views
+render (sliders, images), drags a slider and checks that the image beside it changes. Screenshots go to
+runs/browser/. Needs Debian's `chromium` and the `playwright` package (`bash tools/install_browser.sh`); skips
+with the reason when either is missing.
+"""
+import json, os, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / 'nbs' / '41_widgets.ipynb'
+SCREENSHOTS = ROOT / 'runs' / 'browser'
+CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
+RUN_ALL_TIMEOUT_S = 180  # the notebook trains 8 iterations of the tiny model, then runs every widget
+
+sync_playwright = pytest.importorskip(
+    'playwright.sync_api', reason='playwright is not installed (bash tools/install_browser.sh)').sync_playwright
+if not Path(CHROMIUM).exists():
+    pytest.skip('chromium is not installed (bash tools/install_browser.sh)', allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as response: return response.read()
+
+
+@pytest.fixture(scope='module')
+def lab(tmp_path_factory):
+    "A JupyterLab server on 127.0.0.1 serving a working copy of the widgets notebook; shut down at the end."
+    root = tmp_path_factory.mktemp('lab')
+    (root / 'nbs').mkdir()
+    (root / 'data').symlink_to(ROOT / 'data')  # the notebook reads ../data and writes ../runs, relative to nbs/
+    notebook = json.loads(NOTEBOOK.read_text(encoding='utf-8'))
+    notebook['metadata'].setdefault('kernelspec', {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'})
+    (root / 'nbs' / NOTEBOOK.name).write_text(json.dumps(notebook), encoding='utf-8')
+    news = root / '.settings' / '@jupyterlab' / 'apputils-extension' / 'notification.jupyterlab-settings'
+    news.parent.mkdir(parents=True)
+    news.write_text(json.dumps({'fetchNews': 'false'}))  # no "Jupyter news?" prompt over the screenshots, no fetch
+    port, token = _free_port(), secrets.token_hex(16)
+    env = {**os.environ, 'JUPYTER_RUNTIME_DIR': str(root / '.runtime'), 'JUPYTER_CONFIG_DIR': str(root / '.config'),
+           'MPLBACKEND': 'Agg'}
+    log = (root / 'lab.log').open('w')
+    server = subprocess.Popen(
+        [sys.executable, '-m', 'jupyter', 'lab', '--no-browser', '--ip=127.0.0.1', f'--port={port}',
+         '--ServerApp.port_retries=0', f'--IdentityProvider.token={token}', f'--ServerApp.root_dir={root}',
+         f'--LabApp.workspaces_dir={root / ".workspaces"}', f'--LabApp.user_settings_dir={root / ".settings"}',
+         '--LabApp.expose_app_in_browser=True', '--LabApp.extension_manager=readonly',
+         *(['--allow-root'] if os.geteuid() == 0 else [])],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f'http://127.0.0.1:{port}'
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited with {server.returncode}:\n{(root / 'lab.log').read_text()}")
+            try:
+                _get(f'{base}/api/status?token={token}')
+                break
+            except OSError:
+                if time.monotonic() > deadline: raise TimeoutError(f"JupyterLab did not answer on {base} within 60 s")
+                time.sleep(0.5)
+        yield {'url': f'{base}/lab/tree/nbs/{NOTEBOOK.name}?token={token}', 'root': root}
+    finally:
+        try:  # the server's own shutdown also stops the kernel it started
+            request = urllib.request.Request(f'{base}/api/shutdown?token={token}', method='POST')
+            urllib.request.urlopen(request, timeout=5).close()
+            server.wait(timeout=15)
+        except Exception:
+            pass
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try: server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope='module')
+def page(lab):
+    "Headless Chromium (Debian's, not playwright's download) with the notebook open and its kernel idle."
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            page = browser.new_page(viewport={'width': 1400, 'height': 1000})
+            page.set_default_timeout(30_000)
+            page.goto(lab['url'])
+            page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                                   " && window.jupyterapp.shell.currentWidget.sessionContext?.session?.kernel?.status === 'idle'",
+                                   timeout=60_000)
+            yield page
+        finally:
+            browser.close()
+
+
+CELLS_JS = """() => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  return {kernel: panel.sessionContext.session?.kernel?.status,
+          cells: panel.content.widgets.filter(c => c.model.type === 'code').map(c => ({
+            count: c.model.executionCount,
+            errors: c.model.outputs.toJSON().filter(o => o.output_type === 'error')
+                     .map(o => `${o.ename}: ${o.evalue}`)}))};
+}"""
+
+
+def test_widgets_notebook_runs_and_its_sliders_redraw(page):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    deadline = time.monotonic() + RUN_ALL_TIMEOUT_S
+    while True:  # done when the kernel is idle and every code cell has run, or as soon as one errs
+        page.wait_for_timeout(1000)
+        state = page.evaluate(CELLS_JS)
+        errors = [e for cell in state['cells'] for e in cell['errors']]
+        if errors: break
+        if state['kernel'] == 'idle' and all(cell['count'] for cell in state['cells']): break
+        assert time.monotonic() < deadline, f"'Run All' did not finish within {RUN_ALL_TIMEOUT_S} s: {state}"
+    page.screenshot(path=SCREENSHOTS / 'notebook.png')
+    assert not errors, f"cells erred in the browser: {errors}"
+
+    # widget views rendered: sliders and PNG images, in the last cell's tabs (the first tab: the pseudo-label explorer)
+    outputs = page.locator('.jp-OutputArea-output')
+    assert outputs.locator('.widget-slider').count() >= 2
+    box = outputs.locator('.widget-vbox:has(> img.widget-image)').first  # a widget: its controls above its image
+    image = box.locator(':scope > img.widget-image')
+    image.scroll_into_view_if_needed()
+    page.wait_for_function('(img) => img.complete && img.naturalWidth > 100', arg=image.element_handle())
+    box.screenshot(path=SCREENSHOTS / 'widget_before.png')
+    before_src, before_png = image.get_attribute('src'), image.screenshot()
+
+    # drag the 'image' slider's handle to the right, as a person would
+    slider = box.locator('.widget-slider', has=page.locator('label', has_text='image')).first
+    readout = slider.locator('.widget-readout')
+    before_value = readout.inner_text()
+    handle = slider.locator('.noUi-handle')
+    start = handle.bounding_box()
+    page.mouse.move(start['x'] + start['width'] / 2, start['y'] + start['height'] / 2)
+    page.mouse.down()
+    page.mouse.move(start['x'] + 60, start['y'] + start['height'] / 2, steps=5)
+    page.mouse.up()
+    page.wait_for_function('([img, src]) => img.src !== src', arg=[image.element_handle(), before_src], timeout=30_000)
+    page.wait_for_function(f'() => ({CELLS_JS})().kernel === "idle"')  # every redraw the drag asked for is done
+    page.wait_for_function('(img) => img.complete && img.naturalWidth > 100', arg=image.element_handle())
+    after_value = readout.inner_text()
+    box.screenshot(path=SCREENSHOTS / 'widget_after.png')
+    assert after_value != before_value, f"the slider did not move (readout {before_value!r})"
+    assert image.screenshot() != before_png, "the image beside the slider did not change"
