@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 from torchvision.models.detection import FasterRCNN
-from torchvision.transforms.v2.functional import to_dtype
+from .data import float_image
 from .config import Config
 from .checkpoint import load_detectors, checkpoint_path
 from .datasets import RunData, build_data
@@ -21,7 +21,7 @@ from .losses import soft_kl_per_roi
 from .diagnostics import hidden_targets_for_views
 
 # %% auto #0
-__all__ = ['LoadedRun', 'load_run', 'ImageInspection', 'inspect_image', 'training_batch']
+__all__ = ['LoadedRun', 'load_run', 'ImageInspection', 'inspect_image', 'inspect_dataset_image', 'training_batch']
 
 # %% ../nbs/40_analysis.ipynb #94c396a8
 @dataclass
@@ -80,9 +80,9 @@ def inspect_image(student: FasterRCNN, teacher: FasterRCNN, image: Tensor,
     was_training = student.training
     student.eval()
     try:
-        weak = to_dtype(image, torch.float32, scale=True)
+        weak = float_image(image)
         out = teacher_forward(teacher, [weak])
-        strong = weak if student_image is None else to_dtype(student_image, torch.float32, scale=True)
+        strong = weak if student_image is None else float_image(student_image)
         if strong.shape != weak.shape:
             raise ValueError(f"inspect_image: student_image {tuple(strong.shape)} must have the image's shape {tuple(weak.shape)}")
         image_list, _, features = student_features(student, [strong])
@@ -93,12 +93,17 @@ def inspect_image(student: FasterRCNN, teacher: FasterRCNN, image: Tensor,
                            out.proposal_probs[0], prediction.logits.softmax(-1), kl, prediction.min_level)
 
 # %% ../nbs/40_analysis.ipynb #8060f298
-def _inspect(student: FasterRCNN, teacher: FasterRCNN, image: Tensor, student_view: Callable[[Tensor], Tensor] | None,
-             seed: int, kl_direction: str) -> ImageInspection:
-    "`inspect_image` with the student's view drawn reproducibly (seeded by `seed`, global RNG untouched)."
+def inspect_dataset_image(student: FasterRCNN, teacher: FasterRCNN,
+                          dataset,  # indexable: (uint8 image, target)
+                          index: int,
+                          student_view: Callable[[Tensor], Tensor] | None = None,  # e.g. `strong_photometric()`
+                          kl_direction: str = 'student||teacher') -> ImageInspection:
+    "`inspect_image` on image `index` of `dataset`, the student's view drawn reproducibly (seeded by `index`, global RNG untouched)."
+    if not 0 <= index < len(dataset): raise IndexError(f"image index {index} outside 0..{len(dataset) - 1}")
+    image = dataset[index][0]
     if student_view is None: return inspect_image(student, teacher, image, None, kl_direction)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(index)
         view = student_view(image)
     return inspect_image(student, teacher, image, view, kl_direction)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 import yaml
 from .files import atomic_write
-from .datasets import DataConfig, PROTOCOLS
+from .datasets import DataConfig, check_data_config
 from .model import CONFIGS, ModelConfig
 from .losses import KL_DIRECTIONS, LEVEL_REDUCTIONS
 from .method import METHODS, MethodConfig
@@ -161,19 +161,13 @@ def get_preset(name: str) -> Config:
     return copy.deepcopy(PRESETS[name])
 
 # %% ../nbs/30_config.ipynb #98fec43c
-def _check_data(data: DataConfig, semi_supervised: bool) -> tuple[str, str] | None:
-    "The first data field that cannot work, and what it needs; None if all can."
-    if data.protocol not in PROTOCOLS: return 'data.protocol', f"one of {PROTOCOLS}"
-    if data.protocol == 'shapes': needed = []
-    else: needed = ['train_json', 'train_images', 'val_json', 'val_images']
-    if data.protocol in ('coco-additional', 'voc'): needed.append('unlabeled_images')
-    for name in needed:
-        if not getattr(data, name): return f'data.{name}', f"a path: protocol {data.protocol!r} needs it (--set data.{name}=...)"
+def _check_data(data: DataConfig, semi_supervised: bool):
+    "The data fields (`datasets.check_data_config`), and that a semi-supervised method has unlabeled images at all."
+    check_data_config(data)
     if semi_supervised and data.protocol in ('shapes', 'coco-standard') and data.percent >= 100:
-        return 'data.percent', ("below 100 for a semi-supervised method: at 100 every training image is labeled and none is "
-                                "left unlabeled (or give unlabeled images: data.protocol=coco-additional, "
-                                "data.unlabeled_images=[folder]; or train --method supervised)")
-    return None
+        raise ValueError(f"config data.percent = {data.percent!r}: expected below 100 for a semi-supervised method: at 100 "
+                         "every training image is labeled and none is left unlabeled (or give unlabeled images: "
+                         "data.protocol=coco-additional, data.unlabeled_images=[folder]; or train --method supervised)")
 
 # %% ../nbs/30_config.ipynb #3e5614d5
 def check_config(config: Config):
@@ -193,8 +187,7 @@ def check_config(config: Config):
         ('train.log_every', t.log_every >= 1, "≥ 1"), ('train.eval_every', t.eval_every >= 1, "≥ 1"),
         ('train.checkpoint_every', t.checkpoint_every >= 1, "≥ 1"), ('train.max_nonfinite', t.max_nonfinite >= 1, "≥ 1"),
     ]
-    data_problem = _check_data(config.data, m.semi_supervised)
-    if data_problem: problems.insert(0, (data_problem[0], False, data_problem[1]))
+    _check_data(config.data, m.semi_supervised)
     for name, ok, expected in problems:
         if not ok:
             section, field = name.split('.')

@@ -18,8 +18,8 @@ from torchvision.ops import box_convert
 from torchvision.transforms.v2.functional import pil_to_tensor
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'load_coco', 'CategoryMap', 'load_rgb_image', 'images_from_folder', 'check_image_files', 'clip_box',
-           'targets_by_image', 'CocoDetection', 'annotation_boxes', 'count_table']
+__all__ = ['IMAGE_SUFFIXES', 'load_coco', 'CategoryMap', 'load_rgb_image', 'float_image', 'images_from_folder',
+           'check_image_files', 'clip_box', 'targets_by_image', 'CocoDetection', 'annotation_boxes', 'count_table']
 
 # %% ../nbs/02_data.ipynb #baef6914
 def _read_json(path: Path) -> dict:
@@ -120,6 +120,12 @@ def load_rgb_image(path: str | os.PathLike) -> tv_tensors.Image:
             im = Image.fromarray(gray, mode='L')
         elif im.mode == 'P' and 'transparency' in im.info: im = im.convert('RGBA')
         return tv_tensors.Image(pil_to_tensor(im.convert('RGB')))
+
+# %% ../nbs/02_data.ipynb #8469831c
+def float_image(image: torch.Tensor) -> torch.Tensor:
+    "A uint8 (3, H, W) image as float32 in [0, 1] (`image / 255`), as a plain tensor; float images pass as float32."
+    image = image.as_subclass(torch.Tensor)
+    return image.float().div_(255) if image.dtype == torch.uint8 else image.float()
 
 # %% ../nbs/02_data.ipynb #7fb78058
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')

@@ -58,7 +58,7 @@ def check_data_config(d: DataConfig):
             raise ValueError(f"data.split_seed = {d.split_seed!r}: expected a non-negative integer")
     if d.protocol == 'shapes': return  # the generated set fills in the paths
     for name in ('train_json', 'train_images', 'val_json', 'val_images'):
-        if not getattr(d, name): raise ValueError(f"config data.{name} is empty: protocol {d.protocol!r} needs it")
+        if not getattr(d, name): raise ValueError(f"config data.{name} is empty: protocol {d.protocol!r} needs it (--set data.{name}=...)")
     if d.protocol == 'coco-additional' and (len(d.unlabeled_images) != 1 or len(d.unlabeled_json) > 1):
         raise ValueError("coco-additional needs one data.unlabeled_images folder and at most one data.unlabeled_json")
     if d.protocol == 'voc' and (not d.unlabeled_json or len(d.unlabeled_json) != len(d.unlabeled_images)):

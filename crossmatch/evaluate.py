@@ -15,8 +15,7 @@ import torch.distributed as dist
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from torchvision.ops import box_convert, box_iou
-from torchvision.transforms.v2.functional import to_dtype
-from .data import CocoDetection
+from .data import CocoDetection, float_image
 from .runtime import distributed_info
 
 # %% auto #0
@@ -197,7 +196,7 @@ def predict(model: torch.nn.Module,  # a torchvision detector (switched to eval 
     try:
         for start in range(0, len(indices), batch_size):
             samples = [dataset[i] for i in indices[start:start + batch_size]]
-            images = [to_dtype(image.to(device), torch.float32, scale=True) for image, _ in samples]
+            images = [float_image(image.to(device)) for image, _ in samples]
             for (_, target), output in zip(samples, model(images)):
                 ids.append(target['image_id']); detections.append({k: v.cpu() for k, v in output.items()})
     finally: model.train(was_training)

@@ -16,7 +16,7 @@ from IPython.display import display
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torchvision.models.detection import FasterRCNN
-from torchvision.transforms.v2.functional import to_dtype
+from .data import float_image
 from .files import atomic_write
 from .method import MethodConfig
 from .multiscale import teacher_forward
@@ -24,7 +24,7 @@ from .pseudo import pseudo_labels
 from .ohem import ohem_select, OHEMSelection
 from .diagnostics import image_outcomes
 from .step import StudentLosses, StepResult, train_step
-from .analysis import _inspect
+from .analysis import inspect_dataset_image
 
 # %% auto #0
 __all__ = ['LEVEL_COLOURS', 'FigureWidget', 'show_image', 'draw_boxes', 'PseudoLabelExplorer', 'LevelPredictionViewer',
@@ -92,7 +92,7 @@ LEVEL_COLOURS = {2: 'tab:blue', 3: 'tab:orange', 4: 'tab:green', 5: 'tab:red'}
 # %% ../nbs/41_widgets.ipynb #676de772
 def show_image(ax, image: Tensor, title: str = ''):
     "Draw a 3×H×W image tensor (uint8 or float in [0, 1]) on `ax`, without ticks."
-    pixels = to_dtype(image, torch.float32, scale=True).permute(1, 2, 0).clamp(0, 1)
+    pixels = float_image(image).permute(1, 2, 0).clamp(0, 1)
     ax.imshow(pixels.cpu().numpy(), interpolation='nearest')
     ax.set_xticks([]); ax.set_yticks([]); ax.set_title(title, fontsize=9)
 
@@ -145,7 +145,7 @@ def show(self: PseudoLabelExplorer, index: int):
     self.image_id = target['image_id']
     self.truth = _truth_of(target, self.ground_truth)
     if index not in self._detections:
-        self._detections[index] = teacher_forward(self.teacher, [to_dtype(self.image, torch.float32, scale=True)]).detections[0]
+        self._detections[index] = teacher_forward(self.teacher, [float_image(self.image)]).detections[0]
     self.detections = self._detections[index]
     self._sync('image', index)
     self.set_delta(self.delta)
@@ -196,10 +196,8 @@ class LevelPredictionViewer(FigureWidget):
 @patch
 def show(self: LevelPredictionViewer, index: int):
     "Inspect image `index` and select its most confident RoI."
-    if not 0 <= index < len(self.dataset): raise IndexError(f"image index {index} outside 0..{len(self.dataset) - 1}")
-    self.index = index
-    self.image = self.dataset[index][0]
-    self.inspection = _inspect(self.student, self.teacher, self.image, self.student_view, index, self.kl_direction)
+    self.inspection = inspect_dataset_image(self.student, self.teacher, self.dataset, index, self.student_view, self.kl_direction)
+    self.index, self.image = index, self.inspection.image
     confidence = 1 - self.inspection.teacher_probs[:, 0]
     self.choices = confidence.argsort(descending=True)[:self.max_rois].tolist()
     labels = self.inspection.teacher_probs.argmax(1)
@@ -258,10 +256,8 @@ class OHEMViewer(FigureWidget):
 @patch
 def show(self: OHEMViewer, index: int):
     "Inspect image `index`, keeping the current K."
-    if not 0 <= index < len(self.dataset): raise IndexError(f"image index {index} outside 0..{len(self.dataset) - 1}")
-    self.index = index
-    self.image = self.dataset[index][0]
-    self.inspection = _inspect(self.student, self.teacher, self.image, self.student_view, index, self.kl_direction)
+    self.inspection = inspect_dataset_image(self.student, self.teacher, self.dataset, index, self.student_view, self.kl_direction)
+    self.index, self.image = index, self.inspection.image
     self.sorted_kl = self.inspection.kl.sort(dim=1, descending=True).values
     self.controls['k'].max = max(len(self.inspection.rois), 1)
     self._sync('image', index)

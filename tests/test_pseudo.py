@@ -1,5 +1,5 @@
-"The hard branch end to end on the tiny detector: teacher pass → pseudo-labels → student RPN and RoI sampling; and
-what the unsupervised terms may train (no box regression from pseudo-labels)."
+"""The hard branch end to end on the tiny detector: teacher pass → pseudo-labels → student RPN and RoI sampling; and
+what the unsupervised terms may train (no box regression from pseudo-labels)."""
 import torch
 from crossmatch.model import build_detector
 from crossmatch.multiscale import predict_every_level, student_features, teacher_forward

@@ -3,7 +3,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from torchvision.transforms.v2.functional import to_dtype
+from crossmatch.data import float_image
 from crossmatch.config import apply_overrides, get_preset
 from crossmatch.method import MethodConfig
 from crossmatch.ema import MeanTeacher
@@ -54,7 +54,7 @@ def test_load_run_picks_checkpoints(run):
 def test_pseudo_label_slider_matches_pseudo_labels_and_never_grows(run, fresh):
     for teacher in (run.teacher, fresh[1]):
         explorer = PseudoLabelExplorer(teacher, run.data.train.unlabeled, run.data.train.hidden_ground_truth, delta=0.0)
-        detections = teacher_forward(teacher, [to_dtype(explorer.image, torch.float32, scale=True)]).detections
+        detections = teacher_forward(teacher, [float_image(explorer.image)]).detections
         previous = explorer.counts['pseudo']
         assert previous == len(pseudo_labels(detections, 0.0)[0]['boxes']) > 0
         for delta in torch.linspace(0.05, 1.0, 12).tolist():
