@@ -81,7 +81,7 @@ def inspect_image(student: FasterRCNN, teacher: FasterRCNN, image: Tensor,
     student.eval()
     try:
         weak = float_image(image)
-        out = teacher_forward(teacher, [weak])
+        out = teacher_forward(teacher, [weak], train_frame=False)  # the test-size frame, as the student in eval mode
         strong = weak if student_image is None else float_image(student_image)
         if strong.shape != weak.shape:
             raise ValueError(f"inspect_image: student_image {tuple(strong.shape)} must have the image's shape {tuple(weak.shape)}")

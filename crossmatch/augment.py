@@ -15,8 +15,9 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 # %% auto #0
-__all__ = ['ERASING_TABLE5', 'PERMUTATION', 'AUGMENTATION', 'check_sample', 'RandomNoiseErasing', 'strong_photometric',
-           'paper_resize', 'WeakStrong', 'derive_seed', 'AugmentedStream', 'EpochShardSampler', 'TwoStreamLoader']
+__all__ = ['ERASING_TABLE5', 'PERMUTATION', 'AUGMENTATION', 'LABELED_VIEWS', 'check_sample', 'RandomNoiseErasing',
+           'strong_photometric', 'paper_resize', 'WeakStrong', 'derive_seed', 'AugmentedStream', 'EpochShardSampler',
+           'TwoStreamLoader']
 
 # %% ../nbs/05_augment.ipynb #cc5287a0
 def check_sample(image: Any, target: Any,
@@ -80,8 +81,10 @@ def strong_photometric(jitter_p: float = 0.8,  # probability of ColorJitter(0.4,
                        *[RandomNoiseErasing(p, scale, ratio) for p, scale, ratio in erasing]])
 
 # %% ../nbs/05_augment.ipynb #aadd4a87
-def paper_resize(min_sizes: Sequence[int] = (640, 672, 704, 736, 768, 800), max_size: int = 1333) -> v2.Transform:
-    "The 800-px configuration's training resize (detectron2 / Unbiased Teacher): shorter side drawn from `min_sizes`."
+def paper_resize(min_sizes: Sequence[int],  # training short sides, e.g. `model.CONFIGS['paper'].train_min_sizes`
+                 max_size: int,  # cap on the long side
+                ) -> v2.Transform:
+    "Detectron2 / Unbiased Teacher's multi-scale training resize: the shorter side drawn from `min_sizes`."
     return v2.RandomShortestSize(min_size=list(min_sizes), max_size=max_size)
 
 # %% ../nbs/05_augment.ipynb #3e2c7961
@@ -110,6 +113,11 @@ class WeakStrong:
         "One view of a labeled image, boxes transformed with it."
         image, target = self.geometry(image, target)
         return (self.photometric(image) if self.photometric_labeled else image), target
+
+    def labeled_strong(self, image: tv_tensors.Image, target: dict) -> tuple[tv_tensors.Image, dict]:
+        "The strong view of a labeled image: `unlabeled`'s strong view with its target, boxes transformed with it."
+        _, strong, target = self.unlabeled(image, target)
+        return strong, target
 
     def unlabeled(self, image: tv_tensors.Image, target: dict) -> tuple[tv_tensors.Image, tv_tensors.Image, dict]:
         "(weak view, strong view, target): the strong view is the weak one after the photometric ops only."
@@ -171,6 +179,15 @@ def _collate_lists(batch: list[tuple]) -> tuple[list, ...]:
     "A batch as lists (images, targets, …), the torchvision detection way: images of different sizes do not stack."
     return tuple(list(field) for field in zip(*batch))
 
+# %% ../nbs/05_augment.ipynb #d2e3780a
+LABELED_VIEWS = ('weak', 'strong', 'both')  # which views of the labeled images train the supervised loss
+
+# %% ../nbs/05_augment.ipynb #e97f0684
+def _collate_both(batch: list[tuple]) -> tuple[list, list]:
+    "A labeled batch of both views: the weak views, then the strong views of the same images; targets repeated."
+    weak, strong, targets = _collate_lists(batch)
+    return weak + strong, targets + targets
+
 # %% ../nbs/05_augment.ipynb #141e7377
 class TwoStreamLoader:
     "Endless (labeled batch, unlabeled batch) pairs: seeded, sharded over DDP ranks, resumable at any iteration."
@@ -182,16 +199,20 @@ class TwoStreamLoader:
                  start_iteration: int = 0,  # batches already used: the first batch yielded is this iteration's
                  num_workers: int = 0,
                  rank: int | None = None, world_size: int | None = None,  # None: from torch.distributed, else 0 of 1
+                 labeled_views: str = 'weak',  # weak | strong | both (2·bl images: weak views then strong views)
                 ):
         if batch_labeled < 1 or batch_unlabeled < 1: raise ValueError(f"batch sizes must be ≥ 1, got {batch_labeled}, {batch_unlabeled}")
         if start_iteration < 0: raise ValueError(f"start_iteration must be ≥ 0, got {start_iteration}")
+        if labeled_views not in LABELED_VIEWS: raise ValueError(f"labeled_views={labeled_views!r}: use one of {LABELED_VIEWS}")
         distributed = dist.is_available() and dist.is_initialized()
         self.rank = rank if rank is not None else (dist.get_rank() if distributed else 0)
         self.world_size = world_size if world_size is not None else (dist.get_world_size() if distributed else 1)
         self.augment = WeakStrong() if augment is None else augment
         self.batch_sizes = {'labeled': batch_labeled, 'unlabeled': batch_unlabeled}
         self.seed, self.start_iteration, self.num_workers = seed, start_iteration, num_workers
-        self.streams = {'labeled': AugmentedStream(labeled, self.augment.labeled, seed, 0, labeled=True)}
+        self.labeled_views = labeled_views
+        views = {'weak': self.augment.labeled, 'strong': self.augment.labeled_strong, 'both': self.augment.unlabeled}
+        self.streams = {'labeled': AugmentedStream(labeled, views[labeled_views], seed, 0, labeled=True)}
         if unlabeled is not None:
             self.streams['unlabeled'] = AugmentedStream(unlabeled, self.augment.unlabeled, seed, 1, labeled=False)
         self.samplers = {}
@@ -212,7 +233,8 @@ class TwoStreamLoader:
 
     def __iter__(self) -> Iterator[tuple[tuple[list, list], tuple[list, list, list] | None]]:
         loaders = [DataLoader(stream, batch_size=self.batch_sizes[name], sampler=self.samplers[name],
-                              num_workers=self.num_workers, collate_fn=_collate_lists,
+                              num_workers=self.num_workers,
+                              collate_fn=_collate_both if name == 'labeled' and self.labeled_views == 'both' else _collate_lists,
                               generator=torch.Generator().manual_seed(self.seed))
                    for name, stream in self.streams.items()]
         return zip(*loaders) if len(loaders) == 2 else zip(loaders[0], itertools.repeat(None))

@@ -16,7 +16,7 @@ from .demo import run_demo
 from .evaluate import evaluate_detector
 from .inference import export_pseudo_labels, predict_images, run_category_map
 from .levels import level_table
-from .method import METHODS
+from .method import METHODS, METHOD_SETTINGS
 from .metrics import final_metrics
 from .runtime import select_device
 from .shapes import SHAPES_PRESETS, generate_shapes, shapes_report
@@ -60,9 +60,10 @@ def cmd_convert_yolo(args: argparse.Namespace):
 _DATA_FLAGS = ('train_json', 'train_images', 'val_json', 'val_images', 'percent')
 
 def train_config(args: argparse.Namespace) -> Config:
-    "The config `crossmatch train` runs: preset ← --config ← each --set ← data flags ← --method ← --output."
+    "The config `crossmatch train` runs: preset ← --config ← each --set ← data flags ← --method-setting ← --method ← --output."
     data = [f'data.{name}={getattr(args, name)}' for name in _DATA_FLAGS if getattr(args, name) is not None]
-    config = config_from_args(args.preset, args.config, list(args.set) + data, args.method, args.output)
+    config = config_from_args(args.preset, args.config, list(args.set) + data, args.method, args.output,
+                              method_setting=args.method_setting)
     if config.data.protocol == 'shapes' and any(getattr(args, name) for name in _DATA_FLAGS[:4]):
         raise ValueError(f"--train-json/--train-images/--val-json/--val-images need a preset of COCO files "
                          f"(own-cpu, own-gpu); preset {args.preset!r} trains on the generated shapes")
@@ -171,10 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser('train', help="train CrossMatch or a baseline",
                        description="Train a run: preset, then --config file, then every --set in order, then the data flags, "
-                                   "then --method and --output. Under torchrun each process trains on its shard (DDP).")
+                                   "then --method-setting, --method and --output. Under torchrun each process trains on its shard (DDP).")
     p.add_argument('--preset', default='shapes', choices=sorted(PRESETS), help="starting config (default: %(default)s)")
     p.add_argument('--config', help="YAML or JSON file of overrides, e.g. a run's saved config.yaml")
     p.add_argument('--method', choices=list(METHODS), help="method switch (default: the preset's, crossmatch)")
+    p.add_argument('--method-setting', choices=list(METHOD_SETTINGS),
+                   help="the soft branch's open choices as one source settles them (default: the preset's)")
     p.add_argument('--output', help="run folder (default: the config's train.output_dir)")
     p.add_argument('--resume', action='store_true', help="continue from the newest checkpoint in the run folder")
     for flag, meaning in (('train-json', "COCO JSON of the training images"), ('train-images', "folder of the training images"),

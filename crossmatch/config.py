@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any, get_type_hints
 import yaml
 from .files import atomic_write
+from .augment import LABELED_VIEWS
 from .datasets import DataConfig, check_data_config
 from .model import CONFIGS, ModelConfig
 from .losses import KL_DIRECTIONS, LEVEL_REDUCTIONS
-from .method import METHODS, MethodConfig
+from .method import METHODS, METHOD_SETTINGS, MethodConfig
+from .ohem import OHEM_RAMPS, OHEM_SCOPES
+from .step import WEIGHT_SCHEDULES
 
 # %% auto #0
 __all__ = ['PRESETS', 'TrainConfig', 'Config', 'apply_overrides', 'get_preset', 'check_config', 'load_overrides', 'save_config',
@@ -34,6 +37,7 @@ class TrainConfig:
     lr_gamma: float = 0.1
     batch_labeled: int = 8  # bl, per process
     batch_unlabeled: int = 8  # bu, per process
+    labeled_views: str = 'weak'  # views of each labeled image in the supervised loss: weak | strong | both
     log_every: int = 20
     eval_every: int = 500
     checkpoint_every: int = 500
@@ -105,7 +109,10 @@ _COCO = dict(train_json='data/coco/annotations/instances_train2017.json', train_
              val_json='data/coco/annotations/instances_val2017.json', val_images='data/coco/val2017', num_workers=4)
 
 # %% ../nbs/30_config.ipynb #52b94d43
-_COCO_METHOD = dict(beta=4.0, ohem_k=256, ohem_ramp_iters=2000)
+_COCO_METHOD = dict(beta=4.0, ohem_k=256, ohem_ramp_iters=2000, supervised_focal=True)
+
+# %% ../nbs/30_config.ipynb #02b91a83
+_PAPER_MODEL = dict(arch='paper', weights='imagenet', rpn_post_nms_top_n_train=1000, rpn_positive_fraction=0.25)
 
 # %% ../nbs/30_config.ipynb #8d6d6843
 _COCO_SCHEDULE = dict(iterations=180000, burn_in=2000, warmup_iters=1000, lr=0.01, lr_steps=[179990, 179995],
@@ -128,30 +135,29 @@ PRESETS: dict[str, Config] = {
         model=dict(arch='tiny'), method=_CPU_METHOD, train=dict(**_CPU_SCHEDULE, output_dir='runs/shapes')),
     'coco-standard': _preset(
         data=dict(protocol='coco-standard', percent=1.0, split_seed=1, **_COCO),
-        model=dict(arch='paper', weights='imagenet'),
-        method=_COCO_METHOD, train=dict(**_COCO_SCHEDULE, output_dir='runs/coco-standard')),
+        model=_PAPER_MODEL, method=_COCO_METHOD,
+        train=dict(**_COCO_SCHEDULE, labeled_views='both', output_dir='runs/coco-standard')),
     'coco-additional': _preset(
         data=dict(protocol='coco-additional', unlabeled_json=['data/coco/annotations/image_info_unlabeled2017.json'],
                   unlabeled_images=['data/coco/unlabeled2017'], **_COCO),
-        model=dict(arch='paper', weights='imagenet'),
-        method=_COCO_METHOD,
-        train=dict(iterations=360000, burn_in=90000, warmup_iters=1000, lr=0.01, lr_steps=[359990, 359995],
-                   log_every=20, eval_every=10000, checkpoint_every=10000, output_dir='runs/coco-additional')),
+        model=_PAPER_MODEL, method={**_COCO_METHOD, 'beta': 2.0},
+        train=dict(iterations=360000, burn_in=90000, warmup_iters=1000, lr=0.01, lr_steps=[359990, 359995], log_every=20,
+                   eval_every=10000, checkpoint_every=10000, labeled_views='both', output_dir='runs/coco-additional')),
     'voc': _preset(
         data=dict(protocol='voc',
                   train_json='data/voc/voc07_trainval.json', train_images='data/voc/VOC2007/JPEGImages',
                   unlabeled_json=['data/voc/voc12_trainval.json'], unlabeled_images=['data/voc/VOC2012/JPEGImages'],
                   val_json='data/voc/voc07_test.json', val_images='data/voc/VOC2007/JPEGImages', num_workers=4),
-        model=dict(arch='paper', weights='imagenet'),
-        method=dict(beta=2.0, ohem_k=512, ohem_ramp_iters=2000),
-        train=dict(iterations=72000, burn_in=30000, warmup_iters=1000, lr=0.01, lr_steps=[71990, 71995],
-                   log_every=20, eval_every=4000, checkpoint_every=4000, output_dir='runs/voc')),
+        model=dict(**_PAPER_MODEL, train_min_sizes=list(range(480, 801, 32)), min_size=600),
+        method=dict(beta=2.0, ohem_k=512, ohem_ramp_iters=2000, supervised_focal=True),
+        train=dict(iterations=72000, burn_in=30000, warmup_iters=1000, lr=0.01, lr_steps=[71990, 71995], log_every=20,
+                   eval_every=4000, checkpoint_every=4000, labeled_views='both', output_dir='runs/voc')),
     'own-cpu': _preset(
         data=dict(**_OWN_DATA, num_workers=2), model=dict(arch='tiny', min_size=320, max_size=533),
         method=_CPU_METHOD, train=dict(**_CPU_SCHEDULE, output_dir='runs/own-cpu')),
     'own-gpu': _preset(
-        data=dict(**_OWN_DATA, num_workers=4), model=dict(arch='paper', weights='imagenet'),
-        method=_COCO_METHOD, train=dict(**_COCO_SCHEDULE, output_dir='runs/own-gpu')),
+        data=dict(**_OWN_DATA, num_workers=4), model=_PAPER_MODEL,
+        method=_COCO_METHOD, train=dict(**_COCO_SCHEDULE, labeled_views='both', output_dir='runs/own-gpu')),
 }
 
 # %% ../nbs/30_config.ipynb #c67e8455
@@ -181,9 +187,16 @@ def check_config(config: Config):
         ('method.pseudo_nms_iou', 0 < m.pseudo_nms_iou <= 1, "in (0, 1]"),
         ('method.ema_alpha', 0 <= m.ema_alpha <= 1, "in [0, 1]"),
         ('method.ohem_k', m.ohem_k >= 0, "≥ 0"), ('method.ohem_ramp_iters', m.ohem_ramp_iters >= 0, "≥ 0"),
+        ('method.ohem_scope', m.ohem_scope in OHEM_SCOPES, f"one of {OHEM_SCOPES}"),
+        ('method.ohem_ramp_shape', m.ohem_ramp_shape in OHEM_RAMPS, f"one of {OHEM_RAMPS}"),
+        ('method.ohem_ramp_start', m.ohem_ramp_start >= 0, "≥ 0"),
+        ('method.soft_weight_schedule', m.soft_weight_schedule in WEIGHT_SCHEDULES, f"one of {WEIGHT_SCHEDULES}"),
+        ('method.soft_weight_end', 0 <= m.soft_weight_end <= 1, "in [0, 1]"),
         ('train.iterations', t.iterations >= 1, "≥ 1"), ('train.burn_in', 0 <= t.burn_in <= t.iterations, "in [0, iterations]"),
         ('train.lr', t.lr > 0, "> 0"), ('train.batch_labeled', t.batch_labeled >= 1, "≥ 1"),
         ('train.batch_unlabeled', t.batch_unlabeled >= 1, "≥ 1"),
+        ('train.labeled_views', t.labeled_views in LABELED_VIEWS, f"one of {LABELED_VIEWS}"),
+        ('model.rpn_positive_fraction', 0 <= config.model.rpn_positive_fraction <= 1, "in [0, 1] (0: the architecture's)"),
         ('train.log_every', t.log_every >= 1, "≥ 1"), ('train.eval_every', t.eval_every >= 1, "≥ 1"),
         ('train.checkpoint_every', t.checkpoint_every >= 1, "≥ 1"), ('train.max_nonfinite', t.max_nonfinite >= 1, "≥ 1"),
     ]
@@ -217,11 +230,17 @@ def load_config(path: str | Path, base: Config | None = None) -> Config:
 
 # %% ../nbs/30_config.ipynb #5b722607
 def config_from_args(preset: str = 'shapes', config_file: str | None = None, overrides: list[str] | None = None,
-                     method: str | None = None, output: str | None = None) -> Config:
-    "The effective config of a run: preset ← file ← `--set` overrides ← `--method` ← `--output`."
+                     method: str | None = None, output: str | None = None,
+                     method_setting: str | None = None,  # a name of `method.METHOD_SETTINGS`
+                    ) -> Config:
+    "The effective config of a run: preset ← file ← `--set` overrides ← `--method-setting` ← `--method` ← `--output`."
     config = get_preset(preset)
     if config_file: config = apply_overrides(config, load_overrides(config_file))
     config = apply_overrides(config, list(overrides or []))
+    if method_setting:
+        if method_setting not in METHOD_SETTINGS:
+            raise ValueError(f"unknown --method-setting {method_setting!r}; choose from {list(METHOD_SETTINGS)}")
+        config = apply_overrides(config, {'method': METHOD_SETTINGS[method_setting]})
     if method:
         if method not in METHODS: raise ValueError(f"unknown --method {method!r}; choose from {list(METHODS)}")
         config = apply_overrides(config, {'method': METHODS[method]})

@@ -4,9 +4,10 @@
 
 # %% ../nbs/11_model.ipynb #fcfeed45
 from __future__ import annotations
+import contextlib
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import NamedTuple
 import torch
@@ -17,26 +18,30 @@ from torchvision.models.detection import FasterRCNN, FasterRCNN_ResNet50_FPN_Wei
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.misc import Conv2dNormActivation
 
 # %% auto #0
 __all__ = ['CONFIGS', 'DetectorConfig', 'get_config', 'tiny_fpn_backbone', 'WeightsChoice', 'resolve_weights',
-           'load_state_dict_file', 'build_detector', 'ModelConfig', 'build_model']
+           'load_state_dict_file', 'LoaderSizedTransform', 'loader_frame', 'build_detector', 'ModelConfig',
+           'detector_config', 'build_model']
 
 # %% ../nbs/11_model.ipynb #9c508fa7
 @dataclass(frozen=True)
 class DetectorConfig:
     "Architecture and sampling sizes of a Faster R-CNN with an FPN; `build_detector` turns it into a model."
     backbone: str  # 'resnet50' (torchvision's R50-FPN) or 'tiny' (`tiny_fpn_backbone`)
-    min_size: int  # short side the detector resizes images to
+    min_size: int  # short side the detector resizes images to (at evaluation only when `train_min_sizes` is set)
     max_size: int  # cap on the long side after resizing
     anchor_sizes: tuple[int, ...]  # one anchor size per RPN level P2..P6
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+    train_min_sizes: tuple[int, ...] = ()  # training short sides the loader draws from; () : the detector resizes
     rpn_pre_nms_top_n_train: int = 2000  # proposals kept per level before NMS, training
     rpn_post_nms_top_n_train: int = 2000  # proposals kept per image after NMS, training
     rpn_pre_nms_top_n_test: int = 1000
     rpn_post_nms_top_n_test: int = 1000
+    rpn_positive_fraction: float = 0.5  # share of positive anchors in the RPN's sampled batch
     box_batch_size_per_image: int = 512  # RoIs sampled per image for the RoI head's losses
     canonical_scale: int = 224  # Eq. 4: RoI size pooled from `canonical_level`
     canonical_level: int = 4
@@ -61,7 +66,8 @@ class DetectorConfig:
 
 # %% ../nbs/11_model.ipynb #638d2f0b
 CONFIGS: dict[str, DetectorConfig] = {
-    'paper': DetectorConfig(backbone='resnet50', min_size=800, max_size=1333, anchor_sizes=(32, 64, 128, 256, 512)),
+    'paper': DetectorConfig(backbone='resnet50', min_size=800, max_size=1333, anchor_sizes=(32, 64, 128, 256, 512),
+                            train_min_sizes=(640, 672, 704, 736, 768, 800)),
     'tiny': DetectorConfig(backbone='tiny', min_size=128, max_size=128, anchor_sizes=(8, 16, 32, 64, 128),
                            rpn_pre_nms_top_n_train=600, rpn_post_nms_top_n_train=300,
                            rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=150,
@@ -152,6 +158,25 @@ def load_state_dict_file(model: nn.Module, path: str | Path) -> nn.Module:
     model.load_state_dict(state, strict=False)  # strict up to the num_batches_tracked counters checked above
     return model
 
+# %% ../nbs/11_model.ipynb #23711985
+class LoaderSizedTransform(GeneralizedRCNNTransform):
+    "torchvision's transform, except that images keep the loader's size in training (and in a `loader_frame` block)."
+    keep_size: bool = False  # set by `loader_frame`: an eval-mode pass in the training frame
+
+    def resize(self, image: torch.Tensor, target: dict | None = None) -> tuple[torch.Tensor, dict | None]:
+        if self.training or self.keep_size: return image, target
+        return super().resize(image, target)
+
+# %% ../nbs/11_model.ipynb #241cb64e
+@contextlib.contextmanager
+def loader_frame(model: FasterRCNN):
+    "Within the block, `model`'s `LoaderSizedTransform` keeps the loader's image sizes in eval mode too (the teacher's pass)."
+    transform = model.transform
+    if not isinstance(transform, LoaderSizedTransform): yield; return  # the stock transform: one frame for all passes
+    previous, transform.keep_size = transform.keep_size, True
+    try: yield
+    finally: transform.keep_size = previous
+
 # %% ../nbs/11_model.ipynb #15d8cbed
 def build_detector(config: str | DetectorConfig, num_classes: int, weights: str | Path | None = None,
                    **overrides) -> FasterRCNN:
@@ -167,7 +192,8 @@ def build_detector(config: str | DetectorConfig, num_classes: int, weights: str 
                    rpn_pre_nms_top_n_train=config.rpn_pre_nms_top_n_train,
                    rpn_post_nms_top_n_train=config.rpn_post_nms_top_n_train,
                    rpn_pre_nms_top_n_test=config.rpn_pre_nms_top_n_test,
-                   rpn_post_nms_top_n_test=config.rpn_post_nms_top_n_test)
+                   rpn_post_nms_top_n_test=config.rpn_post_nms_top_n_test,
+                   rpn_positive_fraction=config.rpn_positive_fraction)
     if config.backbone == 'resnet50':
         coco_classes = len(FasterRCNN_ResNet50_FPN_Weights.COCO_V1.meta['categories'])
         model = fasterrcnn_resnet50_fpn(weights=choice.detector, weights_backbone=choice.backbone,
@@ -179,22 +205,38 @@ def build_detector(config: str | DetectorConfig, num_classes: int, weights: str 
         box_head = TwoMLPHead(config.fpn_channels * 7 * 7, config.representation_size)
         model = FasterRCNN(backbone, box_head=box_head,
                            box_predictor=FastRCNNPredictor(config.representation_size, num_classes), **options)
+    if config.train_min_sizes:  # the loader sizes training images: see `LoaderSizedTransform`
+        t = model.transform
+        model.transform = LoaderSizedTransform(t.min_size, t.max_size, t.image_mean, t.image_std, t.size_divisible, t.fixed_size)
     if choice.file is not None: load_state_dict_file(model, choice.file)
     return model
 
 # %% ../nbs/11_model.ipynb #a7094c2e
 @dataclass
 class ModelConfig:
-    "Which detector and which initial weights."
+    "Which detector and which initial weights; sizes and RPN values that differ from the architecture's."
     arch: str = 'tiny'  # tiny | paper
     weights: str = ''  # '' (from scratch) | imagenet | coco | path to a state-dict file
-    min_size: int = 0  # 0 keeps the architecture's default resize
+    min_size: int = 0  # test short side (and training, if the loader does not size images); 0 keeps the architecture's
     max_size: int = 0
+    train_min_sizes: list[int] = field(default_factory=list)  # paper arch: the loader's training short sides; [] keeps
+    rpn_post_nms_top_n_train: int = 0  # proposals kept per image after NMS in training; 0 keeps the architecture's
+    rpn_positive_fraction: float = 0.  # share of positives in the RPN's anchor sample; 0 keeps the architecture's
+
+# %% ../nbs/11_model.ipynb #ada0bc08
+def detector_config(config: ModelConfig) -> DetectorConfig:
+    "The architecture's `DetectorConfig` with the run's non-zero overrides: what `build_model` builds and the loader sizes for."
+    overrides = dict(min_size=config.min_size, max_size=config.max_size, train_min_sizes=tuple(config.train_min_sizes),
+                     rpn_post_nms_top_n_train=config.rpn_post_nms_top_n_train,
+                     rpn_positive_fraction=config.rpn_positive_fraction)
+    if config.train_min_sizes and not CONFIGS[config.arch].train_min_sizes:
+        raise ValueError(f"model.train_min_sizes: the {config.arch!r} architecture resizes its own training images; "
+                         "use model.min_size / model.max_size")
+    return get_config(config.arch, **{k: v for k, v in overrides.items() if v})
 
 # %% ../nbs/11_model.ipynb #80293f6a
 def build_model(config: ModelConfig, num_classes: int,  # classes including the background
                 load_weights: bool = True,  # load `config.weights`; False when a checkpoint's weights follow
                ) -> FasterRCNN:
-    "The detector a run's `ModelConfig` describes: architecture, resize override and initial weights."
-    sizes = {k: v for k, v in (('min_size', config.min_size), ('max_size', config.max_size)) if v}
-    return build_detector(config.arch, num_classes, (config.weights or None) if load_weights else None, **sizes)
+    "The detector a run's `ModelConfig` describes: architecture, size and RPN overrides, initial weights."
+    return build_detector(detector_config(config), num_classes, (config.weights or None) if load_weights else None)

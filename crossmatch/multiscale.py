@@ -4,6 +4,7 @@
 
 # %% ../nbs/12_multiscale.ipynb #74143cbb
 from __future__ import annotations
+import contextlib
 from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
@@ -14,6 +15,7 @@ from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import MultiScaleRoIAlign, roi_align
 from .levels import fpn_level
+from .model import loader_frame
 
 # %% auto #0
 __all__ = ['indexed_rois', 'pool_levels', 'predict_levels', 'LevelPredictions', 'predict_every_level', 'student_features',
@@ -133,11 +135,13 @@ class TeacherOutput:
 
 # %% ../nbs/12_multiscale.ipynb #c032939f
 @torch.no_grad()
-def teacher_forward(model: FasterRCNN, images: list[Tensor]) -> TeacherOutput:
+def teacher_forward(model: FasterRCNN, images: list[Tensor],
+                    train_frame: bool = True,  # keep the loader's sizes, as the student's views in training (`loader_frame`)
+                   ) -> TeacherOutput:
     "Detections and RPN proposals with their class distributions from a single eval-mode pass of `model`."
     if model.training: raise ValueError("teacher_forward: the teacher must be in eval mode (call model.eval())")
     original_sizes = [tuple(image.shape[-2:]) for image in images]
-    image_list, _ = model.transform(images)
+    with loader_frame(model) if train_frame else contextlib.nullcontext(): image_list, _ = model.transform(images)
     features = model.backbone(image_list.tensors)
     proposals, _ = model.rpn(image_list, features)
     heads = model.roi_heads

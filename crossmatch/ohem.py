@@ -4,27 +4,40 @@
 
 # %% ../nbs/23_ohem.ipynb #61864d64
 from __future__ import annotations
+import math
 from dataclasses import dataclass
 import torch
 from torch import Tensor
 from .losses import soft_kl_per_roi, soft_consistency_loss
 
 # %% auto #0
-__all__ = ['ohem_k_at', 'OHEMSelection', 'ohem_select', 'ohem_soft_loss']
+__all__ = ['OHEM_RAMPS', 'OHEM_SCOPES', 'ohem_k_at', 'OHEMSelection', 'ohem_select', 'ohem_soft_loss']
+
+# %% ../nbs/23_ohem.ipynb #fc0d8264
+OHEM_RAMPS = ('linear', 'cosine')  # shapes of K's ramp-down: the kit's default, and the authors' snapshot
 
 # %% ../nbs/23_ohem.ipynb #972daf42
 def ohem_k_at(iteration: int,  # iterations since the soft branch started (0 at the end of burn-in)
            k_final: int,  # K, RoIs kept per level once the ramp is over
-           n_rois: int,  # N, the number of RoIs available (per image)
-           ramp_iters: int,  # T, length of the linear ramp from N down to K
+           n_rois: int,  # N, the number of RoIs available (per image, or per batch for a per-batch top-K)
+           ramp_iters: int,  # T, length of the ramp from N down to K
+           shape: str = 'linear',  # 'linear' or 'cosine', see `OHEM_RAMPS`
+           start: int = 0,  # S, iterations that keep every RoI before the ramp begins
           ) -> int:
-    "Number of RoIs OHEM keeps per level at `iteration`: linear from `n_rois` down to `k_final` over `ramp_iters`."
-    if k_final < 1 or n_rois < 0 or ramp_iters < 0 or iteration < 0:
-        raise ValueError(f"ohem_k_at needs k_final ≥ 1 and non-negative n_rois, ramp_iters, iteration; got "
-                         f"k_final={k_final}, n_rois={n_rois}, ramp_iters={ramp_iters}, iteration={iteration}")
-    start = max(n_rois, k_final)
-    if iteration >= ramp_iters: return k_final
-    return round(start + (k_final - start) * iteration / ramp_iters)
+    "Number of RoIs OHEM keeps per level at `iteration`: N until `start`, then down to `k_final` over `ramp_iters`."
+    if k_final < 1 or n_rois < 0 or ramp_iters < 0 or iteration < 0 or start < 0:
+        raise ValueError(f"ohem_k_at needs k_final ≥ 1 and non-negative n_rois, ramp_iters, iteration, start; got "
+                         f"k_final={k_final}, n_rois={n_rois}, ramp_iters={ramp_iters}, iteration={iteration}, start={start}")
+    if shape not in OHEM_RAMPS: raise ValueError(f"`shape` must be one of {OHEM_RAMPS}, got {shape!r}")
+    n = max(n_rois, k_final)
+    if iteration >= start + ramp_iters: return k_final
+    if iteration < start: return n
+    if shape == 'cosine':
+        return round(k_final + (n - k_final) * (1 + math.cos(math.pi * (iteration - start) / ramp_iters)) / 2)
+    return round(n + (k_final - n) * (iteration - start) / ramp_iters)
+
+# %% ../nbs/23_ohem.ipynb #a33bf96f
+OHEM_SCOPES = ('image', 'batch')  # top-K per level within each image (kit default), or over the batch (snapshot)
 
 # %% ../nbs/23_ohem.ipynb #b4c39223
 @dataclass

@@ -15,7 +15,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 from .datasets import RunData, build_data
 from .augment import WeakStrong, TwoStreamLoader, paper_resize
-from .model import build_model
+from .model import build_model, detector_config
 from .method import method_name
 from .ema import MeanTeacher
 from .diagnostics import hidden_targets_for_views
@@ -93,7 +93,8 @@ def semi(self: Trainer) -> bool:
 def summary(self: Trainer) -> str:
     "One line: method, global batch (per-process batch × processes), learning rate, schedule and device."
     t, m = self.config.train, self.config.method
-    images = f"{self.world * t.batch_labeled} labeled" + (f" + {self.world * t.batch_unlabeled} unlabeled" if m.semi_supervised else '')
+    views = {'weak': '', 'strong': ' (strong views)', 'both': ' ×2 views'}[t.labeled_views]
+    images = f"{self.world * t.batch_labeled} labeled{views}" + (f" + {self.world * t.batch_unlabeled} unlabeled" if m.semi_supervised else '')
     steps = f", ×{t.lr_gamma:g} at {list(t.lr_steps)}" if t.lr_steps else ''
     return (f"{method_name(m)}: global batch {images} images ({self.world} process(es) × {t.batch_labeled}"
             f"{f' + {t.batch_unlabeled}' if m.semi_supervised else ''}); lr {t.lr:g} (warm-up {t.warmup_iters} "
@@ -177,12 +178,12 @@ def evaluate(self: Trainer) -> dict[str, dict[str, float]]:
 @patch
 def loader(self: Trainer) -> TwoStreamLoader:
     "The run's (labeled, unlabeled) batches from the current iteration on."
-    t = self.config.train
-    augment = WeakStrong(resize=paper_resize() if self.config.model.arch == 'paper' else None)
+    t, sizes = self.config.train, detector_config(self.config.model)
+    augment = WeakStrong(resize=paper_resize(sizes.train_min_sizes, sizes.max_size) if sizes.train_min_sizes else None)
     unlabeled = self.data.train.unlabeled if self.config.method.semi_supervised else None  # supervised: not drawn
     return TwoStreamLoader(self.data.train.labeled, unlabeled, augment, t.batch_labeled,
                            t.batch_unlabeled, seed=t.seed, start_iteration=self.iteration,
-                           num_workers=self.config.data.num_workers)
+                           num_workers=self.config.data.num_workers, labeled_views=t.labeled_views)
 
 # %% ../nbs/35_trainer.ipynb #4e978ed2
 @patch
@@ -206,7 +207,8 @@ def step(self: Trainer, labeled, unlabeled) -> dict:
     with torch.autocast(self.device.type, enabled=self.amp):
         result = train_step(self.student, self.teacher.model if semi else None, labeled,
                             unlabeled if semi else None, method,
-                            semi_iteration=self.iteration - t.burn_in, hidden_targets=hidden)
+                            semi_iteration=self.iteration - t.burn_in, hidden_targets=hidden,
+                            semi_iterations=t.iterations - t.burn_in)
     self.optimizer.zero_grad(set_to_none=True)
     finite = torch.isfinite(result.loss.detach()).float()
     if self.world > 1: dist.all_reduce(finite, op=dist.ReduceOp.MIN)  # every rank skips together, or DDP would hang

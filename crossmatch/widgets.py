@@ -145,7 +145,7 @@ def show(self: PseudoLabelExplorer, index: int):
     self.image_id = target['image_id']
     self.truth = _truth_of(target, self.ground_truth)
     if index not in self._detections:
-        self._detections[index] = teacher_forward(self.teacher, [float_image(self.image)]).detections[0]
+        self._detections[index] = teacher_forward(self.teacher, [float_image(self.image)], train_frame=False).detections[0]
     self.detections = self._detections[index]
     self._sync('image', index)
     self.set_delta(self.delta)

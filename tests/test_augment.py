@@ -114,3 +114,30 @@ def test_bad_samples_are_named():
         TwoStreamLoader(RandomBoxes(4), RandomBoxes(0, labeled=False))
     with pytest.raises(ValueError, match=r"labeled dataset index 2 \(image_id 502\)"):
         take(TwoStreamLoader(RandomBoxes(4, bad_index=2), RandomBoxes(4, labeled=False), batch_labeled=4), 1)
+
+
+@pytest.mark.parametrize('views', ['strong', 'both'])
+def test_labeled_views_with_workers_shards_and_resume(views):
+    "The labeled views (issue 11): workers, ranks and a resume give the batches of one process, for every setting."
+    resized = WeakStrong(v2.RandomShortestSize([32, 48], 80))  # weak labeled views without photometric ops
+    def loader_(**kw): return loader(augment=resized, **kw)
+    base = take(loader_(seed=2, labeled_views=views), 4)
+    assert same(take(loader_(seed=2, labeled_views=views, num_workers=2), 4), base)
+    assert same(take(loader_(seed=2, labeled_views=views, start_iteration=2), 2), base[2:])
+    weak = take(loader_(seed=2), 4)
+    for (images, targets), ((weak_images, weak_targets), _) in zip([b[0] for b in base], weak):
+        if views == 'both':
+            assert len(images) == 4 and same(images[:2], weak_images) and same(targets, weak_targets + weak_targets)
+        else:
+            assert len(images) == 2 and same(targets, weak_targets)
+        strong_images = images[2:] if views == 'both' else images
+        # same geometry as the weak views (sizes and boxes), other pixels
+        assert [i.shape for i in strong_images] == [i.shape for i in weak_images]
+        assert not any(torch.equal(s, w) for s, w in zip(strong_images, weak_images))
+    shards = [take(loader_(seed=2, labeled_views=views, rank=r, world_size=2), 2) for r in (0, 1)]
+    ranks_ids = [{t['image_id'] for batch in shard for t in batch[0][1]} for shard in shards]
+    assert not ranks_ids[0] & ranks_ids[1]
+
+
+def test_weak_labeled_views_is_the_default_loader():
+    assert same(take(loader(seed=6, labeled_views='weak'), 3), take(loader(seed=6), 3))

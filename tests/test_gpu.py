@@ -28,3 +28,23 @@ def test_crossmatch_trains_on_cuda_with_amp(tmp_path):
     assert set(metrics[metrics.kind == 'eval'].model) == {'student', 'teacher'}
     state = load_checkpoint(latest_checkpoint(tmp_path / 'run'))  # saved from CUDA, loads on the CPU
     assert state['iteration'] == 6 and all(not v.is_cuda for v in state['student'].values())
+
+
+def test_paper_detector_trains_on_cuda_at_the_jittered_sizes(tmp_path):
+    "The paper's detector from scratch under AMP, both labeled views and the focal loss: training at the loader's sizes."
+    config = config_from_args('shapes', overrides=[
+        'model.arch=paper', 'model.weights=', 'model.train_min_sizes=[320, 384, 448]', 'model.min_size=400',
+        'model.max_size=667', 'train.labeled_views=both', 'method.supervised_focal=true', 'data.shapes_preset=quick',
+        f'data.root={REPO / "data"}', 'data.num_workers=0', 'train.device=cuda', 'train.amp=true',
+        'train.iterations=6', 'train.burn_in=2', 'train.log_every=1', 'train.eval_every=6', 'train.checkpoint_every=6',
+        'train.max_eval_images=4'], method='crossmatch', output=str(tmp_path / 'paper'))
+    trainer = Trainer(config, progress=False)
+    seen = []
+    trainer.model.rpn.register_forward_pre_hook(
+        lambda module, args: seen.append((module.training, [tuple(s) for s in args[0].image_sizes])))
+    metrics = trainer.fit()
+    train = metrics[metrics.kind == 'train']
+    assert train.loss.notna().all() and (train.skipped == 0).all()
+    training = {size for is_training, sizes in seen if is_training for size in sizes}
+    assert training <= {(320, 320), (384, 384), (448, 448)} and len(training) >= 2  # shapes are square: short side = side
+    assert {size for is_training, sizes in seen if not is_training for size in sizes} == {(400, 400)}
