@@ -8,6 +8,7 @@ import torch
 from crossmatch.checkpoint import load_checkpoint, latest_checkpoint
 from crossmatch.config import config_from_args
 from crossmatch.trainer import Trainer
+from conftest import paper_run_config, record_rpn_sizes
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
@@ -32,16 +33,11 @@ def test_crossmatch_trains_on_cuda_with_amp(tmp_path):
 
 def test_paper_detector_trains_on_cuda_at_the_jittered_sizes(tmp_path):
     "The paper's detector from scratch under AMP, both labeled views and the focal loss: training at the loader's sizes."
-    config = config_from_args('shapes', overrides=[
-        'model.arch=paper', 'model.weights=', 'model.train_min_sizes=[320, 384, 448]', 'model.min_size=400',
-        'model.max_size=667', 'train.labeled_views=both', 'method.supervised_focal=true', 'data.shapes_preset=quick',
-        f'data.root={REPO / "data"}', 'data.num_workers=0', 'train.device=cuda', 'train.amp=true',
-        'train.iterations=6', 'train.burn_in=2', 'train.log_every=1', 'train.eval_every=6', 'train.checkpoint_every=6',
-        'train.max_eval_images=4'], method='crossmatch', output=str(tmp_path / 'paper'))
+    config = paper_run_config(tmp_path / 'paper', [320, 384, 448], 400, 667, 'train.device=cuda', 'train.amp=true',
+                              'train.iterations=6', 'train.burn_in=2', 'train.log_every=1', 'train.eval_every=6',
+                              'train.checkpoint_every=6', 'train.max_eval_images=4')
     trainer = Trainer(config, progress=False)
-    seen = []
-    trainer.model.rpn.register_forward_pre_hook(
-        lambda module, args: seen.append((module.training, [tuple(s) for s in args[0].image_sizes])))
+    seen = record_rpn_sizes(trainer.model, with_mode=True)
     metrics = trainer.fit()
     train = metrics[metrics.kind == 'train']
     assert train.loss.notna().all() and (train.skipped == 0).all()

@@ -3,7 +3,6 @@ teacher's weak view and the student's strong view share one frame, evaluation ru
 presets' sizes, labeled views and RPN values reach the loader and the detector. The ResNet-50-FPN is built from
 scratch (`weights=''`) and fed small images (short sides 64–128, test size 160 where said) so that it runs on a CPU."""
 import copy
-from pathlib import Path
 from types import SimpleNamespace
 
 import torch
@@ -17,8 +16,8 @@ from crossmatch.method import MethodConfig
 from crossmatch.model import LoaderSizedTransform, ModelConfig, build_model
 from crossmatch.step import StudentLosses, train_step
 from crossmatch.trainer import Trainer
+from conftest import paper_run_config, record_rpn_sizes
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 class Photos(Dataset):
@@ -34,16 +33,6 @@ class Photos(Dataset):
                                                        canvas_size=(90, 120))
             target['labels'] = torch.tensor([1, 2])
         return image, target
-
-
-def record_rpn_sizes(model, with_mode=False):
-    "Every `image_sizes` that reaches the RPN (the frame the backbone saw), in call order; with the training flag."
-    seen = []
-    def hook(module, args):
-        sizes = [tuple(s) for s in args[0].image_sizes]
-        seen.append((module.training, sizes) if with_mode else sizes)
-    model.rpn.register_forward_pre_hook(hook)
-    return seen
 
 
 def small_loader(**kw):
@@ -111,13 +100,10 @@ def test_preset_rpn_values_reach_the_detector():
 
 def test_a_short_paper_run_on_the_cpu(tmp_path):
     "Trainer end to end: the paper's detector from scratch, both labeled views, focal loss, jittered small sizes."
-    config = config_from_args('shapes', overrides=[
-        'model.arch=paper', 'model.weights=', 'model.train_min_sizes=[96, 128]', 'model.min_size=112',
-        'model.max_size=160', 'train.labeled_views=both', 'method.supervised_focal=true', 'data.shapes_preset=quick',
-        f'data.root={REPO / "data"}', 'data.num_workers=0', 'train.iterations=3', 'train.burn_in=1',
-        'train.log_every=1', 'train.eval_every=3', 'train.checkpoint_every=3', 'train.max_eval_images=2',
-        'train.batch_labeled=1', 'train.batch_unlabeled=1', 'method.ohem_k=8', 'train.threads=2'],
-        output=str(tmp_path / 'run'))
+    config = paper_run_config(tmp_path / 'run', [96, 128], 112, 160, 'train.iterations=3', 'train.burn_in=1',
+                              'train.log_every=1', 'train.eval_every=3', 'train.checkpoint_every=3',
+                              'train.max_eval_images=2', 'train.batch_labeled=1', 'train.batch_unlabeled=1',
+                              'method.ohem_k=8', 'train.threads=2')
     trainer = Trainer(config, progress=False)
     seen = record_rpn_sizes(trainer.model, with_mode=True)
     metrics = trainer.fit()
