@@ -151,6 +151,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'crossmatch.data.clip_box': ('data.html#clip_box', 'crossmatch/data.py'),
                                  'crossmatch.data.count_table': ('data.html#count_table', 'crossmatch/data.py'),
                                  'crossmatch.data.float_image': ('data.html#float_image', 'crossmatch/data.py'),
+                                 'crossmatch.data.image_files': ('data.html#image_files', 'crossmatch/data.py'),
                                  'crossmatch.data.images_from_folder': ('data.html#images_from_folder', 'crossmatch/data.py'),
                                  'crossmatch.data.load_coco': ('data.html#load_coco', 'crossmatch/data.py'),
                                  'crossmatch.data.load_rgb_image': ('data.html#load_rgb_image', 'crossmatch/data.py'),

@@ -18,7 +18,7 @@ from torchvision.ops import box_convert
 from torchvision.transforms.v2.functional import pil_to_tensor
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'load_coco', 'CategoryMap', 'load_rgb_image', 'float_image', 'images_from_folder',
+__all__ = ['IMAGE_SUFFIXES', 'load_coco', 'CategoryMap', 'load_rgb_image', 'float_image', 'image_files', 'images_from_folder',
            'check_image_files', 'clip_box', 'targets_by_image', 'CocoDetection', 'annotation_boxes', 'count_table']
 
 # %% ../nbs/02_data.ipynb #baef6914
@@ -130,13 +130,19 @@ def float_image(image: torch.Tensor) -> torch.Tensor:
 # %% ../nbs/02_data.ipynb #7fb78058
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
+# %% ../nbs/02_data.ipynb #e3160813
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    "The image files (`IMAGE_SUFFIXES`) of `folder`, sorted by name; an error naming the folder if it holds none."
+    folder = Path(folder)
+    if not folder.is_dir(): raise FileNotFoundError(f"image folder {folder} does not exist")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files: raise FileNotFoundError(f"{folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
 # %% ../nbs/02_data.ipynb #bfc3b8c4
 def images_from_folder(folder: str | os.PathLike, first_id: int = 1, show: int = 5) -> list[dict]:
     "COCO image records (ids from `first_id`, in file-name order) for the image files in `folder`, sizes from headers."
-    folder = Path(folder)
-    if not folder.is_dir(): raise FileNotFoundError(f"image folder {folder} does not exist")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files: raise FileNotFoundError(f"{folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+    folder, files = Path(folder), image_files(folder)
     images, unreadable = [], []
     for image_id, path in enumerate(files, start=first_id):
         try:

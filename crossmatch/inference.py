@@ -13,7 +13,7 @@ from pycocotools.coco import COCO
 from torchvision.ops import box_convert
 from torchvision.transforms.v2.functional import to_pil_image
 from torchvision.utils import draw_bounding_boxes
-from .data import IMAGE_SUFFIXES, CategoryMap, load_coco, load_rgb_image
+from .data import image_files, CategoryMap, load_coco, load_rgb_image
 from .datasets import DataConfig
 from .evaluate import predict
 from .files import atomic_write
@@ -31,8 +31,7 @@ def find_images(sources: Sequence[str | Path],  # folders and image files
     found = {}
     for source in map(Path, sources):
         if source.is_dir():
-            files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            if not files: raise FileNotFoundError(f"{source}: no image files ({' '.join(IMAGE_SUFFIXES)}) in the folder")
+            files = image_files(source)
         elif source.is_file(): files = [source]
         else: raise FileNotFoundError(f"{source}: no such file or folder")
         for path in files:
