@@ -131,7 +131,7 @@ _OWN_DATA = dict(protocol='coco-standard', percent=100.0, train_json='', train_i
 # %% ../nbs/30_config.ipynb #ae03aa54
 PRESETS: dict[str, Config] = {
     'shapes': _preset(
-        data=dict(protocol='shapes', shapes_preset='default', percent=10.0, num_workers=2),
+        data=dict(protocol='shapes', shapes_preset='default', percent=10.0),
         model=dict(arch='tiny'), method=_CPU_METHOD, train=dict(**_CPU_SCHEDULE, output_dir='runs/shapes')),
     'coco-standard': _preset(
         data=dict(protocol='coco-standard', percent=1.0, split_seed=1, **_COCO),
@@ -153,7 +153,7 @@ PRESETS: dict[str, Config] = {
         train=dict(iterations=72000, burn_in=30000, warmup_iters=1000, lr=0.01, lr_steps=[71990, 71995], log_every=20,
                    eval_every=4000, checkpoint_every=4000, labeled_views='both', output_dir='runs/voc')),
     'own-cpu': _preset(
-        data=dict(**_OWN_DATA, num_workers=2), model=dict(arch='tiny', min_size=320, max_size=533),
+        data=dict(**_OWN_DATA), model=dict(arch='tiny', min_size=320, max_size=533),
         method=_CPU_METHOD, train=dict(**_CPU_SCHEDULE, output_dir='runs/own-cpu')),
     'own-gpu': _preset(
         data=dict(**_OWN_DATA, num_workers=4), model=_PAPER_MODEL,

@@ -30,7 +30,7 @@ class DataConfig:
     percent: float = 1.0  # coco-standard / shapes: labeled percentage in (0, 100]
     split_seed: int = 1  # seed of the labeled/unlabeled draw
     split_file: str = ''  # coco-standard: Unbiased Teacher's split JSON (overrides the random draw)
-    num_workers: int = 2  # DataLoader workers per stream
+    num_workers: int = -1  # DataLoader workers per stream; -1: automatic (`runtime.loader_workers`: 0 below 8 cores)
 
 # %% ../nbs/06_datasets.ipynb #45cc1b8e
 @dataclass
@@ -56,6 +56,8 @@ def check_data_config(d: DataConfig):
             raise ValueError(f"data.percent = {d.percent!r}: expected a number in (0, 100]")
         if isinstance(d.split_seed, bool) or not isinstance(d.split_seed, numbers.Integral) or d.split_seed < 0:
             raise ValueError(f"data.split_seed = {d.split_seed!r}: expected a non-negative integer")
+    if isinstance(d.num_workers, bool) or not isinstance(d.num_workers, numbers.Integral) or d.num_workers < -1:
+        raise ValueError(f"data.num_workers = {d.num_workers!r}: expected workers per stream (≥ 0) or -1 (automatic)")
     if d.protocol == 'shapes': return  # the generated set fills in the paths
     for name in ('train_json', 'train_images', 'val_json', 'val_images'):
         if not getattr(d, name): raise ValueError(f"config data.{name} is empty: protocol {d.protocol!r} needs it (--set data.{name}=...)")

@@ -69,9 +69,9 @@ CONFIGS: dict[str, DetectorConfig] = {
     'paper': DetectorConfig(backbone='resnet50', min_size=800, max_size=1333, anchor_sizes=(32, 64, 128, 256, 512),
                             train_min_sizes=(640, 672, 704, 736, 768, 800)),
     'tiny': DetectorConfig(backbone='tiny', min_size=128, max_size=128, anchor_sizes=(8, 16, 32, 64, 128),
-                           rpn_pre_nms_top_n_train=600, rpn_post_nms_top_n_train=300,
+                           rpn_pre_nms_top_n_train=300, rpn_post_nms_top_n_train=300,
                            rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=150,
-                           box_batch_size_per_image=64, canonical_scale=32, sampling_ratio=1, representation_size=256,
+                           box_batch_size_per_image=64, canonical_scale=32, sampling_ratio=1, representation_size=128,
                            fpn_channels=64, stage_widths=(16, 32, 64, 128, 192), norm='batch'),
 }
 

@@ -16,7 +16,7 @@ from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import MultiScaleRoIAlign
 from .levels import fpn_level
 from .model import loader_frame
-from .roialign import roi_align
+from .roialign import roi_align_levels
 
 # %% auto #0
 __all__ = ['indexed_rois', 'pool_levels', 'predict_levels', 'LevelPredictions', 'predict_every_level', 'student_features',
@@ -43,24 +43,21 @@ def pool_levels(roi_pool: MultiScaleRoIAlign,  # the model's `roi_heads.box_roi_
                 features: dict[str, Tensor],  # backbone output
                 rois_per_level: list[Tensor],  # for each pooled level (P2 first), (M_l, 5) indexed RoIs to pool there
                 image_sizes: list[tuple[int, int]],  # `ImageList.image_sizes`
-               ) -> list[Tensor]:  # per level, (M_l, C, h, w)
+               ) -> Tensor:  # (ΣM_l, C, h, w): level 0's rows first
     "RoIAlign of a possibly different set of RoIs at each level (OHEM keeps different RoIs per level)."
     maps, scales = _feature_maps(roi_pool, features, image_sizes)
     if len(rois_per_level) != len(maps):
         raise ValueError(f"pool_levels: {len(rois_per_level)} sets of RoIs for {len(maps)} pooled levels")
-    return [roi_align(feature, rois.to(feature.dtype), roi_pool.output_size, spatial_scale=scale,
-                      sampling_ratio=roi_pool.sampling_ratio)
-            for feature, scale, rois in zip(maps, scales, rois_per_level)]
+    levels = torch.cat([torch.full((len(r),), l, dtype=torch.int64, device=r.device) for l, r in enumerate(rois_per_level)])
+    return roi_align_levels(maps, scales, torch.cat(rois_per_level), levels, roi_pool.output_size, roi_pool.sampling_ratio)
 
 # %% ../nbs/13_multiscale.ipynb #def34cb0
 def _heuristic_pool(roi_pool: MultiScaleRoIAlign, features: dict[str, Tensor], indexed: Tensor,
                     image_sizes: list[tuple[int, int]]) -> Tensor:
     "The stock pooler (each RoI at its Eq. 4 level) on indexed RoIs, rows in the order given."
-    image_index = indexed[:, 0].long()
-    order = torch.argsort(image_index, stable=True)
-    per_image = indexed[order, 1:].split(torch.bincount(image_index, minlength=len(image_sizes)).tolist())
-    pooled = roi_pool(features, list(per_image), image_sizes)
-    return torch.empty_like(pooled).index_copy_(0, order, pooled)
+    maps, scales = _feature_maps(roi_pool, features, image_sizes)
+    levels = roi_pool.map_levels([indexed[:, 1:]])
+    return roi_align_levels(maps, scales, indexed, levels, roi_pool.output_size, roi_pool.sampling_ratio)
 
 # %% ../nbs/13_multiscale.ipynb #389f5819
 def predict_levels(roi_heads: RoIHeads,  # the model's `roi_heads`
@@ -72,7 +69,7 @@ def predict_levels(roi_heads: RoIHeads,  # the model's `roi_heads`
     "Class logits and box deltas of `rois_per_level[l]` pooled from level l, with one box-head pass over all levels."
     counts = {len(r) for r in rois_per_level}
     if len(counts) != 1: raise ValueError(f"predict_levels: every level needs as many RoIs, got {[len(r) for r in rois_per_level]}")
-    if multiscale: pooled = torch.cat(pool_levels(roi_heads.box_roi_pool, features, rois_per_level, image_sizes))
+    if multiscale: pooled = pool_levels(roi_heads.box_roi_pool, features, rois_per_level, image_sizes)
     elif len(rois_per_level) == 1: pooled = _heuristic_pool(roi_heads.box_roi_pool, features, rois_per_level[0], image_sizes)
     else: raise ValueError(f"predict_levels: without multiscale, one set of RoIs (got {len(rois_per_level)})")
     logits, deltas = roi_heads.box_predictor(roi_heads.box_head(pooled))

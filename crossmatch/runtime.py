@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['select_device', 'cpu_threads', 'distributed_info', 'init_distributed']
+__all__ = ['select_device', 'usable_cores', 'loader_workers', 'cpu_threads', 'distributed_info', 'init_distributed']
 
 # %% ../nbs/31_runtime.ipynb #8de301dc
 def select_device(name: str = 'auto') -> torch.device:
@@ -22,10 +22,27 @@ def select_device(name: str = 'auto') -> torch.device:
         raise RuntimeError(f"config train.device={name!r} but CUDA is not available on this machine")
     return device
 
+# %% ../nbs/31_runtime.ipynb #c0aa11e1
+def usable_cores() -> int:
+    "Cores for this process: its CPU affinity (or the machine's count), divided among torchrun's local processes."
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    return max(1, cores // int(os.environ.get('LOCAL_WORLD_SIZE', 1)))
+
 # %% ../nbs/31_runtime.ipynb #4f3b07e5
-def cpu_threads(requested: int, loader_workers: int) -> int:
-    "torch CPU threads for a run: `requested`, or (0) the cores left by the loader workers, at least 1."
-    return requested if requested > 0 else max(1, (os.cpu_count() or 1) - loader_workers)
+def loader_workers(requested: int,  # `data.num_workers`: workers per stream, or -1 for automatic
+                   cores: int | None = None,  # usable cores (default: `usable_cores()`)
+                  ) -> int:
+    "Loader workers per stream: `requested` if ≥ 0; automatic (-1): none below 8 cores, else 2."
+    if requested >= 0: return requested
+    return 0 if (cores or usable_cores()) < 8 else 2
+
+# %% ../nbs/31_runtime.ipynb #b93e7414
+def cpu_threads(requested: int,  # `train.threads`, or 0 for automatic
+                loader_processes: int,  # worker processes of all the run's loader streams
+                cores: int | None = None,  # usable cores (default: `usable_cores()`)
+               ) -> int:
+    "torch CPU threads for a run: `requested`, or (0) the cores the loader's worker processes leave, at least 1."
+    return requested if requested > 0 else max(1, (cores or usable_cores()) - loader_processes)
 
 # %% ../nbs/31_runtime.ipynb #448d94de
 def distributed_info() -> tuple[int, int]:

@@ -21,7 +21,7 @@ from .ema import MeanTeacher
 from .diagnostics import hidden_targets_for_views
 from .step import StudentLosses, train_step
 from .config import Config, TrainConfig, check_config, save_config
-from .runtime import select_device, cpu_threads, init_distributed
+from .runtime import select_device, loader_workers, cpu_threads, init_distributed
 from .checkpoint import (
     rng_state, set_rng_state, save_checkpoint, load_checkpoint, load_latest_checkpoint, checkpoint_path, check_new_run_dir)
 from .metrics import MetricsLog
@@ -60,7 +60,9 @@ class Trainer:
         check_config(config)
         self.config, t = config, config.train
         self.device = select_device(t.device)
-        if t.threads > 0 or self.device.type == 'cpu': torch.set_num_threads(cpu_threads(t.threads, config.data.num_workers))
+        self.workers = loader_workers(config.data.num_workers)  # per stream; a semi-supervised run reads two streams
+        streams = 2 if config.method.semi_supervised else 1
+        if t.threads > 0 or self.device.type == 'cpu': torch.set_num_threads(cpu_threads(t.threads, streams * self.workers))
         if self.device.type == 'cuda': torch.cuda.set_device(self.device)
         self.rank, self.world = init_distributed(self.device)
         self.run_dir, self.progress = Path(t.output_dir), progress and self.rank == 0
@@ -183,7 +185,7 @@ def loader(self: Trainer) -> TwoStreamLoader:
     unlabeled = self.data.train.unlabeled if self.config.method.semi_supervised else None  # supervised: not drawn
     return TwoStreamLoader(self.data.train.labeled, unlabeled, augment, t.batch_labeled,
                            t.batch_unlabeled, seed=t.seed, start_iteration=self.iteration,
-                           num_workers=self.config.data.num_workers, labeled_views=t.labeled_views)
+                           num_workers=self.workers, labeled_views=t.labeled_views)
 
 # %% ../nbs/35_trainer.ipynb #4e978ed2
 @patch

@@ -83,9 +83,9 @@ def test_trainer_loader_takes_sizes_and_views_from_the_config():
     data = SimpleNamespace(train=SimpleNamespace(labeled=Photos(4), unlabeled=Photos(4, labeled=False)))
     for preset, sizes, views in (('voc', list(range(480, 801, 32)), 'both'),
                                  ('coco-standard', [640, 672, 704, 736, 768, 800], 'both')):
-        loader = Trainer.loader(SimpleNamespace(config=get_preset(preset), data=data, iteration=0))
+        loader = Trainer.loader(SimpleNamespace(config=get_preset(preset), data=data, iteration=0, workers=0))
         assert (loader.augment.resize.min_size, loader.augment.resize.max_size, loader.labeled_views) == (sizes, 1333, views)
-    shapes = Trainer.loader(SimpleNamespace(config=get_preset('shapes'), data=data, iteration=0))
+    shapes = Trainer.loader(SimpleNamespace(config=get_preset('shapes'), data=data, iteration=0, workers=0))
     assert shapes.augment.resize is None and shapes.labeled_views == 'weak'  # the tiny detector resizes itself
 
 
