@@ -13,7 +13,7 @@ both.
    `data.split_seed=k train.seed=k-1` (seed 1 is the demo's default). Wall time of the whole command, and the demo's
    numbers read from its runs' metrics: supervised (student) AP, CrossMatch teacher AP, and the gain.
 
-    python benchmarks/side_by_side.py [--old f02fd21] [--seeds 1 2 3] [--semi 100] [--repeats 2] [--skip-demo] [--skip-iteration]
+    python benchmarks/side_by_side.py [--old f02fd21] [--new COMMIT] [--seeds 1 2 3] [--semi 100] [--repeats 2] [--skip-demo] [--skip-iteration]
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -108,6 +108,7 @@ def demo(kits: dict[str, Path], seeds: list[int], scratch: Path) -> pd.DataFrame
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--old', default='f02fd21', help="the commit to compare against (default: %(default)s, main before issue 10)")
+    parser.add_argument('--new', help="a commit to check out as the new version too (default: this checkout as it is)")
     parser.add_argument('--seeds', type=int, nargs='+', default=[1, 2, 3], help="demo split seeds (default: %(default)s)")
     parser.add_argument('--semi', type=int, default=100, help="timed CrossMatch iterations per run (default: %(default)s)")
     parser.add_argument('--repeats', type=int, default=2, help="runs per version, interleaved (default: %(default)s)")
@@ -115,10 +116,11 @@ def main():
     parser.add_argument('--skip-demo', action='store_true')
     parser.add_argument('--csv', type=Path, help="also write the demo rows here")
     args = parser.parse_args()
-    commit = subprocess.run(['git', '-C', str(REPO), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()
-    kits = {'old': worktree(args.old), 'new': REPO}
+    commit = args.new or subprocess.run(['git', '-C', str(REPO), 'rev-parse', '--short', 'HEAD'], capture_output=True,
+                                        text=True).stdout.strip()
+    kits = {'old': worktree(args.old), 'new': worktree(args.new) if args.new else REPO}
     print(header())
-    print(f"old: {args.old} (worktree {kits['old']}); new: {commit} ({REPO}); shapes preset defaults of each\n", flush=True)
+    print(f"old: {args.old} (worktree {kits['old']}); new: {commit} ({kits['new']}); shapes preset defaults of each\n", flush=True)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         if not args.skip_iteration:
