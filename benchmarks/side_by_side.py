@@ -101,7 +101,9 @@ def demo(kits: dict[str, Path], seeds: list[int], scratch: Path) -> pd.DataFrame
             rows.append(dict(seed=seed, kit=name, wall_s=wall, supervised_AP=sup['AP'], crossmatch_AP=cm['AP'],
                              gain_AP=cm['AP'] - sup['AP'], supervised_AP50=sup['AP50'], crossmatch_AP50=cm['AP50'],
                              gain_AP50=cm['AP50'] - sup['AP50']))
-            print(pd.DataFrame(rows[-1:]).round(3).to_string(index=False, header=len(rows) == 1), flush=True)
+            row = rows[-1]
+            print(f"seed {seed} {name}: wall {row['wall_s']:.0f} s, supervised AP {row['supervised_AP']:.2f}, CrossMatch "
+                  f"teacher AP {row['crossmatch_AP']:.2f}, gain {row['gain_AP']:+.2f} AP / {row['gain_AP50']:+.2f} AP50", flush=True)
     return pd.DataFrame(rows)
 
 
@@ -131,6 +133,7 @@ def main():
             print("crossmatch demo, per split seed:", flush=True)
             rows = demo(kits, args.seeds, scratch)
             if args.csv: rows.to_csv(args.csv, index=False)
+            print(rows.set_index(['seed', 'kit']).round(2).to_string())
             means = rows.groupby('kit')[['wall_s', 'supervised_AP', 'crossmatch_AP', 'gain_AP', 'gain_AP50']].mean()
             print(f"\nmean over seeds {args.seeds}:")
             print(means.loc[['old', 'new']].round(2).to_string())

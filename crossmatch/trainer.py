@@ -125,7 +125,9 @@ def resume(self: Trainer, path: str | Path | None = None):
     required = ('iteration', 'nonfinite', 'student', 'teacher', 'optimizer', 'scheduler', 'scaler', 'rng')
     if path is None:
         found = load_latest_checkpoint(self.run_dir, self.device, required)
-        if found is None: return
+        if found is None:  # a fresh start: the rows of an attempt that saved no checkpoint would be logged twice
+            if self.metrics is not None: self.metrics.truncate_after(0)
+            return
         path, state = found
     else: state = load_checkpoint(path, self.device, required)
     self.model.load_state_dict(state['student'])

@@ -159,3 +159,15 @@ def test_resume_refuses_in_one_line_when_no_checkpoint_loads(runs, tmp_path):
     assert len(errors) == 1 and 'Traceback' not in result.stderr, result.stderr[-3000:]
     assert f"no checkpoint in {run_dir / 'checkpoints'} loads" in errors[0]
     assert all(f'iter_{i:07d}.pt' in errors[0] for i in (4, 8, 12, 16))
+
+
+def test_resume_without_a_checkpoint_starts_afresh_with_the_old_rows_set_aside(tmp_path):
+    "Rows of an attempt that saved no checkpoint are moved to metrics.discarded.csv, not logged twice."
+    from crossmatch.config import config_from_args
+    from crossmatch.trainer import Trainer
+    config = config_from_args('shapes', overrides=QUICK, method='crossmatch', output=str(tmp_path / 'run'))
+    first = Trainer(config, progress=False)
+    first.metrics.append(dict(iteration=1, kind='train', loss=2.5))
+    resumed = Trainer(config, resume=True, progress=False)
+    assert resumed.iteration == 0 and resumed.metrics.rows == []
+    assert pd.read_csv(tmp_path / 'run' / 'metrics.discarded.csv')['loss'].tolist() == [2.5]
