@@ -86,8 +86,8 @@ def grid_roi_align(input: Tensor,  # (B, C, H, W) feature maps
 # %% ../nbs/11_roialign.ipynb #05867462
 def roi_align(input: Tensor, rois: Tensor, output_size: int | tuple[int, int], spatial_scale: float = 1.0,
               sampling_ratio: int = -1, aligned: bool = False) -> Tensor:
-    "`torchvision.ops.roi_align` (same arguments, same result), with a fast backward on the CPU."
-    if input.device.type == 'cpu' and sampling_ratio > 0:
+    "`torchvision.ops.roi_align` (same arguments, same result), with a fast backward on the CPU (one sample per bin)."
+    if input.device.type == 'cpu' and sampling_ratio == 1 and input.requires_grad and torch.is_grad_enabled():
         return grid_roi_align(input, rois, output_size, spatial_scale, sampling_ratio, aligned)
     return torchvision_roi_align(input, rois, output_size, spatial_scale, sampling_ratio, aligned)
 
