@@ -2,13 +2,14 @@
 
 CrossMatch changes training only: its multi-scale predictions, soft branch and OHEM live in the training step, and the
 teacher or student a run leaves is a torchvision `FasterRCNN` whose one difference from the stock detector is its RoI
-pooler (the kit's `LevelRoIAlign`: torchvision's `MultiScaleRoIAlign` computed with `grid_sample` on the CPU). A trained
-model is the same network as an untrained one, so the script needs no training: it times the kit's model as
+pooler (the kit's `LevelRoIAlign`: torchvision's `MultiScaleRoIAlign` on the kit's `roialign.roi_align`, which takes
+`grid_sample` on the CPU only where a gradient is computed, torchvision's kernel in inference). A trained model is the
+same network as an untrained one, so the script needs no training: it times the kit's model as
 `build_model` makes it (random weights) against a plain torchvision `FasterRCNN` of the same architecture built with
 torchvision's API and holding the same weights, with torchvision's own pooler.
 
 Two measurements per model, each interleaved (one call of each variant in turn, so a change in the machine's load hits
-them alike), median of `--repeats` calls after `--warmup`:
+them alike; which variant goes first rotates from one repeat to the next), median of `--repeats` calls after `--warmup`:
 - `model(images)`: the network alone in eval mode under `torch.no_grad()`, on a batch of float images loaded beforehand
   (the kit's inference path, `evaluate.predict`, calls exactly this);
 - `evaluate.predict`: the kit's inference path end to end (reading the validation images, uint8 → float, the forward,
@@ -69,11 +70,12 @@ def compare(model: str, size: int | None, images: int, repeats: int, warmup: int
     forward, end_to_end, outputs = ({v: [] for v in VARIANTS} for _ in range(3))
     with torch.no_grad():
         for repeat in range(warmup + repeats):
-            for v in VARIANTS:
+            order = VARIANTS[repeat % len(VARIANTS):] + VARIANTS[:repeat % len(VARIANTS)]  # each goes first in turn
+            for v in order:
                 elapsed, out = timed(lambda: models[v](batch), threads)
                 if repeat >= warmup: forward[v].append(elapsed)
                 outputs[v] = out
-            for v in VARIANTS:
+            for v in order:
                 elapsed, _ = timed(lambda: predict(models[v], data.val, torch.device('cpu'), BATCH[model], images), threads)
                 if repeat >= warmup: end_to_end[v].append(elapsed)
     h, w = batch[0].shape[-2:]

@@ -6,16 +6,17 @@ training loop body on a plain `torchvision.models.detection.FasterRCNN` built wi
 `loss = sum(model(images, targets).values()); optimizer.zero_grad(); loss.backward(); optimizer.step()`, SGD with
 the kit's learning rate, momentum and weight decay. Both detectors have the same architecture and the same weights
 (the stock one loads the kit's state dict) and train on the same batch from the kit's loader (uint8 → float [0, 1]
-inside the timed step for both). The third row is the stock model given the kit's RoI pooler (`LevelRoIAlign`,
-torchvision's `MultiScaleRoIAlign` computed with `grid_sample` on the CPU) instead of torchvision's: stock+kit-pooler /
-stock is what the pooler accounts for, kit / stock+kit-pooler what the rest of the kit's step does.
+inside the timed step for both). The third row is the stock model given the kit's RoI pooler (`LevelRoIAlign`:
+torchvision's `MultiScaleRoIAlign` on the kit's `roialign.roi_align`, `grid_sample` on the CPU where it pays) instead of
+torchvision's: stock+kit-pooler / stock is what the pooler accounts for, kit / stock+kit-pooler what the rest of the
+kit's step does.
 
 Before every timed step each model gets the initial weights back and the same RNG seed (untimed), so every step of
 every variant computes the same thing (the tiny model's losses agree across variants, printed as a check; the paper
 model's stock transform draws its one training size from the RNG, so its RoI samples differ). The variants are timed
-interleaved (one step of each in turn) so that a change in the machine's load hits them alike; the table gives the
-median of `--repeats` steps after `--warmup` steps, wall time and the process's CPU time (both threads). Goal:
-kit / stock ≤ 1.05.
+interleaved (one step of each in turn, the first one rotating) so that a change in the machine's load hits them
+alike; the table gives the median of `--repeats` steps after `--warmup` steps, wall time and the process's CPU time
+(both threads). Goal: kit / stock ≤ 1.05.
 
 Models: `tiny` (8 quick-shapes images at 128 px), `paper` (ResNet-50-FPN from scratch, 2 quick-shapes images resized to
 `--size`, default 320 px); see benchmarks/kit.py.
@@ -62,7 +63,7 @@ def compare(model: str, size: int | None, repeats: int, warmup: int, threads: in
         initial = {k: v.clone() for k, v in trainer.model.state_dict().items()}
         wall, cpu, losses = ({v: [] for v in VARIANTS} for _ in range(3))
         for repeat in range(warmup + repeats):
-            for variant in VARIANTS:
+            for variant in VARIANTS[repeat % len(VARIANTS):] + VARIANTS[:repeat % len(VARIANTS)]:  # each first in turn
                 models[variant].load_state_dict(initial)
                 torch.manual_seed(repeat)
                 started, started_cpu = time.perf_counter(), time.process_time()
