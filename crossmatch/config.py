@@ -109,7 +109,8 @@ _COCO = dict(train_json='data/coco/annotations/instances_train2017.json', train_
              val_json='data/coco/annotations/instances_val2017.json', val_images='data/coco/val2017', num_workers=4)
 
 # %% ../nbs/30_config.ipynb #52b94d43
-_COCO_METHOD = dict(beta=4.0, ohem_k=256, ohem_ramp_iters=2000, supervised_focal=True)
+_PAPER_SOFT_CHOICES = {k: v for k, v in METHOD_SETTINGS['authors-snapshot'].items() if k not in ('delta', 'ema_alpha')}
+_COCO_METHOD = dict(beta=4.0, ohem_k=256, ohem_ramp_iters=2000, supervised_focal=True, **_PAPER_SOFT_CHOICES)
 
 # %% ../nbs/30_config.ipynb #02b91a83
 _PAPER_MODEL = dict(arch='paper', weights='imagenet', rpn_post_nms_top_n_train=1000, rpn_positive_fraction=0.25)
@@ -149,12 +150,12 @@ PRESETS: dict[str, Config] = {
                   unlabeled_json=['data/voc/voc12_trainval.json'], unlabeled_images=['data/voc/VOC2012/JPEGImages'],
                   val_json='data/voc/voc07_test.json', val_images='data/voc/VOC2007/JPEGImages', num_workers=4),
         model=dict(**_PAPER_MODEL, train_min_sizes=list(range(480, 801, 32)), min_size=600),
-        method=dict(beta=2.0, ohem_k=512, ohem_ramp_iters=2000, supervised_focal=True),
+        method=dict(beta=2.0, ohem_k=512, ohem_ramp_iters=2000, supervised_focal=True, **_PAPER_SOFT_CHOICES),
         train=dict(iterations=72000, burn_in=30000, warmup_iters=1000, lr=0.01, lr_steps=[71990, 71995], log_every=20,
                    eval_every=4000, checkpoint_every=4000, labeled_views='both', output_dir='runs/voc')),
     'own-cpu': _preset(
         data=dict(**_OWN_DATA), model=dict(arch='tiny', min_size=320, max_size=533),
-        method=_CPU_METHOD, train=dict(**_CPU_SCHEDULE, output_dir='runs/own-cpu')),
+        method=_CPU_METHOD, train=dict(**_CPU_SCHEDULE, clip_grad_norm=10.0, output_dir='runs/own-cpu')),
     'own-gpu': _preset(
         data=dict(**_OWN_DATA, num_workers=4), model=_PAPER_MODEL,
         method=_COCO_METHOD, train=dict(**_COCO_SCHEDULE, labeled_views='both', output_dir='runs/own-gpu')),
