@@ -132,6 +132,7 @@ def resume(self: Trainer, path: str | Path | None = None):
     else: state = load_checkpoint(path, self.device, required)
     self.model.load_state_dict(state['student'])
     self.teacher.load_state_dict(state['teacher'])
+    self.teacher.alpha = self.config.method.ema_alpha  # this run's α, not the checkpoint's: a branch may change it
     self.optimizer.load_state_dict(state['optimizer']); self.scheduler.load_state_dict(state['scheduler'])
     self.scaler.load_state_dict(state['scaler'])
     set_rng_state({k: (v.cpu() if isinstance(v, Tensor) else v) for k, v in state['rng'].items()})

@@ -171,3 +171,18 @@ def test_resume_without_a_checkpoint_starts_afresh_with_the_old_rows_set_aside(t
     resumed = Trainer(config, resume=True, progress=False)
     assert resumed.iteration == 0 and resumed.metrics.rows == []
     assert pd.read_csv(tmp_path / 'run' / 'metrics.discarded.csv')['loss'].tolist() == [2.5]
+
+
+def test_a_branch_keeps_its_own_ema_rate(tmp_path):
+    "A run branched from a burn-in with another α uses its own: the checkpoint's α once silently replaced it (issue 12)."
+    from crossmatch.config import apply_overrides, config_from_args
+    from crossmatch.trainer import Trainer
+    burn_in = config_from_args('shapes', overrides=QUICK + ['train.iterations=4'], method='supervised',
+                               output=str(tmp_path / 'burn-in'))
+    Trainer(burn_in, progress=False).fit()
+    branch = apply_overrides(burn_in, {'method': {'hard': True, 'ema_alpha': 0.5},
+                                       'train': {'iterations': 16, 'output_dir': str(tmp_path / 'branch')}})
+    trainer = Trainer(branch, progress=False)
+    trainer.branch_from(tmp_path / 'burn-in', 4)
+    assert load_checkpoint(checkpoint_path(tmp_path / 'burn-in', 4))['teacher']['alpha'] == 0.99
+    assert trainer.teacher.alpha == 0.5
