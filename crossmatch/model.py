@@ -19,11 +19,11 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
-from torchvision.ops.misc import Conv2dNormActivation
+from torchvision.ops.misc import Conv2dNormActivation, FrozenBatchNorm2d
 from .roialign import LevelRoIAlign
 
 # %% auto #0
-__all__ = ['CONFIGS', 'DetectorConfig', 'get_config', 'tiny_fpn_backbone', 'WeightsChoice', 'resolve_weights',
+__all__ = ['CONFIGS', 'BACKBONE_PREFIX', 'DetectorConfig', 'get_config', 'tiny_fpn_backbone', 'WeightsChoice', 'resolve_weights',
            'load_state_dict_file', 'LoaderSizedTransform', 'loader_frame', 'build_detector', 'ModelConfig',
            'detector_config', 'build_model']
 
@@ -49,7 +49,8 @@ class DetectorConfig:
     representation_size: int = 1024  # width of the box head's two fully connected layers
     fpn_channels: int = 256
     stage_widths: tuple[int, ...] = ()  # tiny backbone only: stem, C2, C3, C4, C5 channels
-    norm: str = 'batch'  # tiny backbone only: 'batch' or 'group'
+    norm: str = 'batch'  # tiny backbone only: 'batch', 'group' or 'frozen' (batch-norm statistics and affine fixed)
+    frozen_stages: int = 0  # tiny backbone only: the first N of stem, C2..C5 take no gradient (torchvision's trainable_layers)
 
     def __post_init__(self):
         if self.backbone not in ('resnet50', 'tiny'):
@@ -61,8 +62,10 @@ class DetectorConfig:
                              "is built with 1024 and 256 (the widths its COCO weights have)")
         if self.backbone == 'tiny' and len(self.stage_widths) != 5:
             raise ValueError(f"DetectorConfig.stage_widths: the tiny backbone needs 5 widths, got {self.stage_widths}")
-        if self.norm not in ('batch', 'group'):
-            raise ValueError(f"DetectorConfig.norm: use 'batch' or 'group', got {self.norm!r}")
+        if self.norm not in ('batch', 'group', 'frozen'):
+            raise ValueError(f"DetectorConfig.norm: use 'batch', 'group' or 'frozen', got {self.norm!r}")
+        if not 0 <= self.frozen_stages <= 5:
+            raise ValueError(f"DetectorConfig.frozen_stages: expected 0..5 (stem, C2, C3, C4, C5), got {self.frozen_stages}")
 
 # %% ../nbs/12_model.ipynb #638d2f0b
 CONFIGS: dict[str, DetectorConfig] = {
@@ -87,8 +90,9 @@ def get_config(config: str | DetectorConfig, **overrides) -> DetectorConfig:
 
 # %% ../nbs/12_model.ipynb #7d47300e
 def _norm_layer(norm: str):
-    "The normalisation layer of the tiny backbone: batch norm, or group norm with 8 groups where channels allow."
+    "The tiny backbone's normalisation: batch norm, frozen batch norm, or group norm with 8 groups where channels allow."
     if norm == 'batch': return nn.BatchNorm2d
+    if norm == 'frozen': return FrozenBatchNorm2d  # what torchvision's pretrained backbones use
     return lambda channels: nn.GroupNorm(8 if channels % 8 == 0 else 1, channels)
 
 # %% ../nbs/12_model.ipynb #46fa8299
@@ -148,12 +152,17 @@ def _mismatch_report(expected: Mapping[str, torch.Tensor], found: Mapping[str, t
     return '; '.join(parts)
 
 # %% ../nbs/12_model.ipynb #0c761627
+BACKBONE_PREFIX = 'backbone.body.'  # the detector's names of its backbone's (not the FPN's) weights
+
 def load_state_dict_file(model: nn.Module, path: str | Path) -> nn.Module:
-    "Load the state dict saved at `path` into `model`, failing with the file and the keys that do not fit."
+    "Load the state dict at `path` into `model` (a whole detector, or its backbone body alone), naming what does not fit."
     state = torch.load(path, map_location='cpu', weights_only=True)
     if not isinstance(state, Mapping):
         raise ValueError(f"{path}: expected a state dict (a mapping of names to tensors), found {type(state).__name__}")
-    problems = _mismatch_report(model.state_dict(), state)
+    expected = model.state_dict()
+    if state and all(k.startswith(BACKBONE_PREFIX) for k in state):  # backbone weights, as from ImageNet
+        expected = {k: v for k, v in expected.items() if k.startswith(BACKBONE_PREFIX)}
+    problems = _mismatch_report(expected, state)
     if problems: raise ValueError(f"{path} does not fit the detector: {problems}")
     model.load_state_dict(state, strict=False)  # strict up to the num_batches_tracked counters checked above
     return model
@@ -202,6 +211,7 @@ def build_detector(config: str | DetectorConfig, num_classes: int, weights: str 
             model.roi_heads.box_predictor = FastRCNNPredictor(config.representation_size, num_classes)
     else:
         backbone = tiny_fpn_backbone(config.stage_widths, config.fpn_channels, config.norm)
+        for stage in list(backbone.body.children())[:config.frozen_stages]: stage.requires_grad_(False)
         box_head = TwoMLPHead(config.fpn_channels * 7 * 7, config.representation_size)
         model = FasterRCNN(backbone, box_head=box_head,
                            box_predictor=FastRCNNPredictor(config.representation_size, num_classes), **options)
@@ -216,19 +226,22 @@ def build_detector(config: str | DetectorConfig, num_classes: int, weights: str 
 class ModelConfig:
     "Which detector and which initial weights; sizes and RPN values that differ from the architecture's."
     arch: str = 'tiny'  # tiny | paper
-    weights: str = ''  # '' (from scratch) | imagenet | coco | path to a state-dict file
+    weights: str = ''  # '' (from scratch) | imagenet | coco (paper) | pretrained (tiny: `pretrain`) | a state-dict file
     min_size: int = 0  # test short side (and training, if the loader does not size images); 0 keeps the architecture's
     max_size: int = 0
     train_min_sizes: list[int] = field(default_factory=list)  # paper arch: the loader's training short sides; [] keeps
     rpn_post_nms_top_n_train: int = 0  # proposals kept per image after NMS in training; 0 keeps the architecture's
     rpn_positive_fraction: float = 0.  # share of positives in the RPN's anchor sample; 0 keeps the architecture's
+    norm: str = ''  # tiny backbone: batch | group | frozen; '' keeps the architecture's
+    frozen_stages: int = 0  # tiny backbone: the first N of stem, C2..C5 left untrained (0: train them all)
 
 # %% ../nbs/12_model.ipynb #ada0bc08
 def detector_config(config: ModelConfig) -> DetectorConfig:
     "The architecture's `DetectorConfig` with the run's non-zero overrides: what `build_model` builds and the loader sizes for."
     overrides = dict(min_size=config.min_size, max_size=config.max_size, train_min_sizes=tuple(config.train_min_sizes),
                      rpn_post_nms_top_n_train=config.rpn_post_nms_top_n_train,
-                     rpn_positive_fraction=config.rpn_positive_fraction)
+                     rpn_positive_fraction=config.rpn_positive_fraction, norm=config.norm,
+                     frozen_stages=config.frozen_stages)
     if config.train_min_sizes and not CONFIGS[config.arch].train_min_sizes:
         raise ValueError(f"model.train_min_sizes: the {config.arch!r} architecture resizes its own training images; "
                          "use model.min_size / model.max_size")
@@ -237,6 +250,14 @@ def detector_config(config: ModelConfig) -> DetectorConfig:
 # %% ../nbs/12_model.ipynb #80293f6a
 def build_model(config: ModelConfig, num_classes: int,  # classes including the background
                 load_weights: bool = True,  # load `config.weights`; False when a checkpoint's weights follow
+                cache_root: str | Path = 'data',  # where weights='pretrained' is cached (the data's root)
                ) -> FasterRCNN:
     "The detector a run's `ModelConfig` describes: architecture, size and RPN overrides, initial weights."
-    return build_detector(detector_config(config), num_classes, (config.weights or None) if load_weights else None)
+    weights = (config.weights or None) if load_weights else None
+    if weights == 'pretrained':
+        if config.arch != 'tiny':
+            raise ValueError(f"model.weights='pretrained' is the kit's own tiny backbone; the {config.arch!r} architecture "
+                             "takes 'imagenet' or 'coco'")
+        from .pretrain import pretrained_backbone  # `pretrain` trains this module's backbone, so it imports `model`
+        weights = pretrained_backbone(root=cache_root)
+    return build_detector(detector_config(config), num_classes, weights)

@@ -69,7 +69,7 @@ class Trainer:
         if not resume: check_new_run_dir(self.run_dir)
         torch.manual_seed(t.seed); random.seed(t.seed)
         self.data = data or build_data(config.data)
-        self.model = build_model(config.model, self.data.category_map.num_classes + 1).to(self.device)
+        self.model = build_model(config.model, self.data.category_map.num_classes + 1, cache_root=config.data.root).to(self.device)
         self.teacher = MeanTeacher(self.model, config.method.ema_alpha)
         student = StudentLosses(self.model, config.method)
         ddp_devices = [self.device.index] if self.device.type == 'cuda' else None
