@@ -116,6 +116,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'crossmatch.cli.cmd_demo': ('cli.html#cmd_demo', 'crossmatch/cli.py'),
                                 'crossmatch.cli.cmd_eval': ('cli.html#cmd_eval', 'crossmatch/cli.py'),
                                 'crossmatch.cli.cmd_predict': ('cli.html#cmd_predict', 'crossmatch/cli.py'),
+                                'crossmatch.cli.cmd_pretrain': ('cli.html#cmd_pretrain', 'crossmatch/cli.py'),
                                 'crossmatch.cli.cmd_pseudo_label': ('cli.html#cmd_pseudo_label', 'crossmatch/cli.py'),
                                 'crossmatch.cli.cmd_train': ('cli.html#cmd_train', 'crossmatch/cli.py'),
                                 'crossmatch.cli.load_run_model': ('cli.html#load_run_model', 'crossmatch/cli.py'),

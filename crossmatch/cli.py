@@ -20,12 +20,13 @@ from .levels import level_table
 from .method import METHODS, METHOD_SETTINGS
 from .metrics import final_metrics
 from .runtime import select_device
+from .pretrain import PRETRAIN_TASKS, PretrainConfig, pretrained_backbone, pretrained_backbone_path
 from .shapes import SHAPES_PRESETS, generate_shapes, shapes_report
 from .trainer import Trainer
 
 # %% auto #0
-__all__ = ['cmd_data', 'cmd_convert_voc', 'cmd_convert_yolo', 'train_config', 'cmd_train', 'load_run_model', 'cmd_eval',
-           'cmd_predict', 'cmd_pseudo_label', 'cmd_demo', 'parse_variant', 'parse_variants', 'cmd_ablation',
+__all__ = ['cmd_data', 'cmd_pretrain', 'cmd_convert_voc', 'cmd_convert_yolo', 'train_config', 'cmd_train', 'load_run_model',
+           'cmd_eval', 'cmd_predict', 'cmd_pseudo_label', 'cmd_demo', 'parse_variant', 'parse_variants', 'cmd_ablation',
            'build_parser', 'main']
 
 # %% ../nbs/38_cli.ipynb #bd01d7ad
@@ -38,6 +39,19 @@ def cmd_data(args: argparse.Namespace):
     tables['FPN levels (Eq. 4)'] = level_table({'train': annotation_boxes(paths.train_json),
                                                 'val': annotation_boxes(paths.val_json)}, canonical_scale=32)
     for name, table in tables.items(): print(f"\n{name}\n{table.to_string()}")
+
+# %% ../nbs/38_cli.ipynb #f9a7067c
+def cmd_pretrain(args: argparse.Namespace) -> Path:
+    "Pretrain (or reuse) the tiny backbone; print the weights file and what made it."
+    config = PretrainConfig(task=args.task, steps=args.steps, batch_size=args.batch_size, image_size=args.image_size,
+                            seed=args.seed)
+    cached = pretrained_backbone_path(config, args.root).is_file() and not args.force
+    path = pretrained_backbone(config, args.root, force=args.force, workers=args.workers, progress=not args.no_progress)
+    made = json.loads(path.with_suffix('.json').read_text())
+    print(f"{'reused' if cached else 'made'} {path.resolve()}: task {config.task}, {config.steps} steps, "
+          f"held-out score {made['held_out_score']:.3f}, {made['seconds']:.0f} s to make")
+    print(f"use it: --set model.weights=pretrained (the default task) or model.weights={path}")
+    return path
 
 # %% ../nbs/38_cli.ipynb #7e192fb5
 def cmd_convert_voc(args: argparse.Namespace):
@@ -178,6 +192,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--seed', type=int, default=0, help="generator seed (default: %(default)s)")
     p.add_argument('--force', action='store_true', help="regenerate even if a matching dataset is cached")
     p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser('pretrain', help="pretrain the tiny backbone on images the kit renders (model.weights=pretrained)",
+                       description="Train the tiny detector's backbone as a classifier of rendered images with image-level "
+                                   "labels (no boxes, never the detection images) and cache its weights under ROOT/pretrained/; "
+                                   "a cached file of the same settings is reused.")
+    defaults = PretrainConfig()
+    p.add_argument('--task', default=defaults.task, choices=PRETRAIN_TASKS,
+                   help="objects: one of 192 shape × texture × colour categories per image; scenes: every category "
+                        "present, multi-label (default: %(default)s)")
+    p.add_argument('--steps', type=int, default=defaults.steps, help="SGD steps (default: %(default)s)")
+    p.add_argument('--batch-size', type=int, default=defaults.batch_size, help="images per step (default: %(default)s)")
+    p.add_argument('--image-size', type=int, default=defaults.image_size, help="side of the rendered images (default: %(default)s)")
+    p.add_argument('--seed', type=int, default=defaults.seed, help="image stream and initial weights (default: %(default)s)")
+    p.add_argument('--root', default='data', help="data root; weights go to ROOT/pretrained/ (default: %(default)s)")
+    p.add_argument('--workers', type=int, default=1, help="loader processes rendering images (default: %(default)s)")
+    p.add_argument('--force', action='store_true', help="retrain even if the weights are cached")
+    p.add_argument('--no-progress', action='store_true', help="no progress bar")
+    p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser('convert-voc', help="convert Pascal VOC XML annotations to COCO JSON",
                        description="Convert VOC XML (1-based pixels) to a COCO JSON file (0-based XYWH); degenerate boxes are reported and dropped.")
