@@ -56,8 +56,9 @@ def quality(run_dir: Path, checkpoint: Path, images: int, delta: float | None, d
     unlabeled = CocoDetection(data.train.labeled.image_root, train_json, image_ids=data.train.split.unlabeled[:images],
                               category_map=data.train.category_map, check_images=False)
     threshold = config.method.delta if delta is None else delta
-    # up to the end of burn-in the teacher is not yet made (the first semi-supervised step copies the student)
-    model = 'teacher' if detectors.iteration > config.train.burn_in else 'student'
+    # up to the end of burn-in the teacher is not yet made (the first semi-supervised step copies the student); a
+    # supervised run never makes one, and its student is what a teacher branched from it would start as
+    model = 'teacher' if config.method.semi_supervised and detectors.iteration > config.train.burn_in else 'student'
     ids, detections = predict(getattr(detectors, model), unlabeled, torch.device('cpu'))
     pseudo = pseudo_labels(detections, threshold, config.method.pseudo_nms_iou)
     n_pseudo = n_truth = hits = located = 0
