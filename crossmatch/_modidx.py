@@ -184,6 +184,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'crossmatch.data.check_image_files': ('data.html#check_image_files', 'crossmatch/data.py'),
                                  'crossmatch.data.clip_box': ('data.html#clip_box', 'crossmatch/data.py'),
                                  'crossmatch.data.count_table': ('data.html#count_table', 'crossmatch/data.py'),
+                                 'crossmatch.data.displayed_size': ('data.html#displayed_size', 'crossmatch/data.py'),
                                  'crossmatch.data.float_image': ('data.html#float_image', 'crossmatch/data.py'),
                                  'crossmatch.data.image_files': ('data.html#image_files', 'crossmatch/data.py'),
                                  'crossmatch.data.images_from_folder': ('data.html#images_from_folder', 'crossmatch/data.py'),
