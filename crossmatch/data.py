@@ -19,17 +19,25 @@ from torchvision.transforms.v2.functional import pil_to_tensor
 from .errors import InputError, PathError
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'IMAGE_CHECKS', 'DECODE_CHECK_LIMIT', 'load_coco', 'CategoryMap', 'displayed_size', 'load_rgb_image',
-           'float_image', 'image_files', 'images_from_folder', 'check_image_files', 'clip_box', 'targets_by_image',
-           'CocoDetection', 'annotation_boxes', 'count_table']
+__all__ = ['IMAGE_SUFFIXES', 'IMAGE_CHECKS', 'DECODE_CHECK_LIMIT', 'read_text', 'load_coco', 'CategoryMap', 'displayed_size',
+           'load_rgb_image', 'float_image', 'image_files', 'images_from_folder', 'check_image_files', 'clip_box',
+           'targets_by_image', 'CocoDetection', 'annotation_boxes', 'count_table']
+
+# %% ../nbs/02_data.ipynb #ffe87333
+def read_text(path: str | os.PathLike,  # the file
+              what: str = '',  # what the file is, for the message (e.g. 'config file')
+             ) -> str:
+    "The UTF-8 text of `path`; an error naming the file if it cannot be read, or the byte that does not decode."
+    label = f"{what} {path}".strip()
+    try: return Path(path).read_text(encoding='utf-8')
+    except UnicodeDecodeError as e:
+        raise InputError(f"{label}: not UTF-8 text: byte {e.object[e.start]:#04x} at position {e.start}") from e
+    except OSError as e: raise FileNotFoundError(f"{label}: cannot read: {e.strerror or e}") from e
 
 # %% ../nbs/02_data.ipynb #baef6914
 def _read_json(path: Path) -> dict:
     "Parse the JSON file at `path`, with errors that name the file and the position."
-    try: text = Path(path).read_text(encoding='utf-8')
-    except OSError as e: raise FileNotFoundError(f"{path}: cannot read: {e}") from e
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 text: byte {e.object[e.start]:#04x} at position {e.start}") from e
+    text = read_text(path)
     try: return json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from e
