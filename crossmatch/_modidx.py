@@ -129,6 +129,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'crossmatch.config._check_data': ('config.html#_check_data', 'crossmatch/config.py'),
                                    'crossmatch.config._coerce': ('config.html#_coerce', 'crossmatch/config.py'),
                                    'crossmatch.config._preset': ('config.html#_preset', 'crossmatch/config.py'),
+                                   'crossmatch.config._yaml_problem': ('config.html#_yaml_problem', 'crossmatch/config.py'),
                                    'crossmatch.config.apply_overrides': ('config.html#apply_overrides', 'crossmatch/config.py'),
                                    'crossmatch.config.check_config': ('config.html#check_config', 'crossmatch/config.py'),
                                    'crossmatch.config.config_from_args': ('config.html#config_from_args', 'crossmatch/config.py'),
