@@ -239,6 +239,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'crossmatch.evaluate._ignored': ('evaluate.html#_ignored', 'crossmatch/evaluate.py'),
                                      'crossmatch.evaluate._percent': ('evaluate.html#_percent', 'crossmatch/evaluate.py'),
                                      'crossmatch.evaluate._precision_recall': ('evaluate.html#_precision_recall', 'crossmatch/evaluate.py'),
+                                     'crossmatch.evaluate.class_keys': ('evaluate.html#class_keys', 'crossmatch/evaluate.py'),
                                      'crossmatch.evaluate.coco_evaluate': ('evaluate.html#coco_evaluate', 'crossmatch/evaluate.py'),
                                      'crossmatch.evaluate.evaluate_detector': ('evaluate.html#evaluate_detector', 'crossmatch/evaluate.py'),
                                      'crossmatch.evaluate.pascal_voc_evaluate': ( 'evaluate.html#pascal_voc_evaluate',
