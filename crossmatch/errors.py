@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 # %% auto #0
-__all__ = ['UserError', 'InputError', 'ConfigError', 'PathError', 'DeviceError', 'path_error']
+__all__ = ['USER_ERRORS', 'UserError', 'InputError', 'ConfigError', 'PathError', 'DeviceError', 'path_error', 'error_line']
 
 # %% ../nbs/00_errors.ipynb #264629d2
 class UserError(Exception):
@@ -40,3 +40,16 @@ def path_error(error: OSError,  # what the system raised
     converted = PathError(f"cannot {action} {where}: {reason}" if where is not None else f"cannot {action}: {reason}")
     converted.errno = error.errno
     return converted
+
+# %% ../nbs/00_errors.ipynb #5f722102
+USER_ERRORS = (UserError, ValueError, KeyError, OSError, FloatingPointError)  # what `cli.main` reports in one line
+
+# %% ../nbs/00_errors.ipynb #8668b889
+def error_line(error: BaseException) -> str:
+    "The one line the command line prints for a user's error."
+    if isinstance(error, KeyError) and error.args: text = str(error.args[0])
+    elif isinstance(error, OSError) and not isinstance(error, UserError) and error.strerror:
+        text = f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+    else: text = str(error) or type(error).__name__
+    if 'Original Traceback' in text: text = text.strip().splitlines()[-1].split(': ', 1)[-1]  # a loader worker's error
+    return ' '.join(line.strip() for line in text.splitlines() if line.strip())
