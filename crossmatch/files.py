@@ -31,7 +31,10 @@ def atomic_write(path: str | os.PathLike,  # the file to (re)write; its folder i
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    except OSError as e: raise path_error(e, 'write', path) from e
+    except OSError as e:
+        file_above = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if file_above: raise PathError(f"cannot write {path}: {file_above} is a file, not a folder") from e
+        raise path_error(e, 'write', path) from e
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private (0600): give the mode `open` would
         with os.fdopen(fd, mode, encoding=None if 'b' in mode else encoding, newline='' if 'b' not in mode else None) as f:
