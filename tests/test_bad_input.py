@@ -208,6 +208,21 @@ def test_paths_that_cannot_be_written(tmp_path, capsys, own_run):
             f"cannot write {tmp_path}: it is a folder (give a file name)")
 
 
+def test_read_only_file_system(tmp_path, capsys, own_run, monkeypatch):
+    "What a read-only mount answers (EROFS, simulated: the tests may run as root), for a run folder and a predictions file."
+    data, run = own_run
+    mount = tmp_path / 'mnt'; mount.mkdir()
+    def refuse(real):
+        def call(self, *args, **kwargs):
+            if mount in (self, *self.parents): raise OSError(errno.EROFS, 'Read-only file system', str(self))
+            return real(self, *args, **kwargs)
+        return call
+    monkeypatch.setattr(Path, 'mkdir', refuse(Path.mkdir))
+    refused(*run_main(capsys, own_args(data, mount / 'run')), 'train', f"{mount / 'run'}: Read-only file system")
+    refused(*run_main(capsys, ['predict', run, data['root'], '--out', mount / 'p.json']), 'predict',
+            f"cannot write {mount / 'p.json'}: Read-only file system")
+
+
 def test_files_get_the_umask_mode(own_run):
     _, run = own_run  # written under umask 022
     for path in (run / 'config.yaml', run / 'metrics.csv', checkpoint_path(run, 2)):
