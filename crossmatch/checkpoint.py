@@ -4,12 +4,13 @@
 
 # %% ../nbs/32_checkpoint.ipynb #51fde0a0
 from __future__ import annotations
-import random, re, warnings
+import errno, random, re, shutil, warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 import torch
 from torchvision.models.detection import FasterRCNN
+from .errors import InputError, PathError
 from .files import atomic_write
 from .config import Config, apply_overrides
 from .model import build_model
@@ -17,7 +18,7 @@ from .model import build_model
 # %% auto #0
 __all__ = ['DETECTOR_KEYS', 'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'checkpoint_path',
            'list_checkpoints', 'latest_checkpoint', 'load_latest_checkpoint', 'check_new_run_dir', 'Detectors',
-           'load_detectors']
+           'load_weights', 'load_detectors']
 
 # %% ../nbs/32_checkpoint.ipynb #4a9d6d69
 def rng_state() -> dict:
@@ -34,10 +35,25 @@ def set_rng_state(state: dict):
     random.setstate((state['python_version'], tuple(state['python']), state['python_gauss']))
     if 'cuda' in state and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state['cuda'])
 
+# %% ../nbs/32_checkpoint.ipynb #85db9b60
+def _tensor_bytes(state) -> int:
+    "Bytes of the tensors in a nested state (dicts, lists, tuples)."
+    if isinstance(state, torch.Tensor): return state.nelement() * state.element_size()
+    if isinstance(state, dict): return sum(map(_tensor_bytes, state.values()))
+    if isinstance(state, (list, tuple)): return sum(map(_tensor_bytes, state))
+    return 0
+
 # %% ../nbs/32_checkpoint.ipynb #ebd2e9a6
 def save_checkpoint(state: dict, path: str | Path) -> Path:
     "torch.save `state` to `path` atomically (through `files.atomic_write`): `path` is always a complete file."
-    with atomic_write(path, 'wb') as f: torch.save(state, f)
+    try:
+        with atomic_write(path, 'wb') as f: torch.save(state, f)
+    except OSError as e:
+        if e.errno != errno.ENOSPC: raise
+        folder = Path(path).parent
+        raise PathError(f"no space left on the device of {folder} while writing {Path(path).name}: a checkpoint needs "
+                        f"about {_tensor_bytes(state) / 2**20:.0f} MiB, {shutil.disk_usage(folder).free / 2**20:.0f} MiB "
+                        f"are free; the earlier checkpoints are intact (free space, then --resume)") from e
     return Path(path)
 
 # %% ../nbs/32_checkpoint.ipynb #01706927
@@ -112,6 +128,22 @@ class Detectors:
     checkpoint: Path  # the file read
     num_classes: int  # C, object classes (labels 1..C; 0 is the background)
 
+# %% ../nbs/32_checkpoint.ipynb #035cbfa1
+def load_weights(module: torch.nn.Module,  # the network (or `MeanTeacher`) to fill
+                 weights: dict,  # its state dict from the checkpoint
+                 path: str | Path,  # the checkpoint, for the message
+                 what: str = 'the detector',  # the network, for the message
+                ):
+    "`module.load_state_dict(weights)`; weights that do not fit are an InputError naming the checkpoint and the first difference."
+    try: module.load_state_dict(weights)
+    except RuntimeError as e:
+        details = [line.strip() for line in str(e).splitlines()[1:] if line.strip()]
+        first = (details or [str(e)])[0]
+        first = first if len(first) <= 200 else first[:200] + '…'
+        more = f" (and {len(details) - 1} more)" if len(details) > 1 else ''
+        raise InputError(f"checkpoint {path} does not fit {what}: {first}{more}: it was trained with other classes or "
+                         f"another model (model.arch ...)") from e
+
 # %% ../nbs/32_checkpoint.ipynb #9c1ce154
 DETECTOR_KEYS = ('student', 'teacher', 'config', 'iteration')  # what `load_detectors` reads from a checkpoint
 
@@ -130,8 +162,8 @@ def load_detectors(checkpoint: str | Path,  # a checkpoint file, or a run folder
     config = apply_overrides(apply_overrides(Config(), state['config']), list(overrides))
     num_classes = state['student']['roi_heads.box_predictor.cls_score.weight'].shape[0] - 1
     networks = []
-    for weights in (state['student'], state['teacher']['model']):
+    for name, weights in (('student', state['student']), ('teacher', state['teacher']['model'])):
         model = build_model(config.model, num_classes + 1, load_weights=False)
-        model.load_state_dict(weights)
+        load_weights(model, weights, path, f"the {name} of model.arch={config.model.arch!r}")
         networks.append(model.to(device).eval())
     return Detectors(config, *networks, int(state['iteration']), path, num_classes)

@@ -4,16 +4,17 @@
 
 # %% ../nbs/38_cli.ipynb #4a6ea274
 from __future__ import annotations
-import argparse, json, re, sys, time
+import argparse, json, re, shlex, sys, time, traceback
 from pathlib import Path
 import torch
 from .ablation import run_ablation, setting_overrides
-from .checkpoint import Detectors, load_detectors
+from .checkpoint import Detectors, latest_checkpoint, load_detectors
 from .config import PRESETS, Config, config_from_args
 from .convert import voc_to_coco, yolo_to_coco
 from .data import annotation_boxes
 from .datasets import build_data
 from .demo import run_demo
+from .errors import USER_ERRORS, error_line
 from .evaluate import evaluate_detector
 from .inference import export_pseudo_labels, predict_images, run_category_map
 from .levels import level_table
@@ -85,11 +86,20 @@ def train_config(args: argparse.Namespace) -> Config:
                          f"(own-cpu, own-gpu); preset {args.preset!r} trains on the generated shapes")
     return config
 
+# %% ../nbs/38_cli.ipynb #9491b964
+def _resume_hint(trainer: Trainer, argv: list[str]) -> str:
+    "Where an interrupted run stopped, its newest checkpoint, and the command that continues it."
+    newest = latest_checkpoint(trainer.run_dir)
+    saved = f"its newest checkpoint is {newest}" if newest else "no checkpoint was written yet (resuming starts over)"
+    command = shlex.join(['crossmatch', *argv, *(['--resume'] if '--resume' not in argv else [])])
+    return f"at iteration {trainer.iteration} of {trainer.config.train.iterations}; {saved}; continue with: {command}"
+
 # %% ../nbs/38_cli.ipynb #9e62a2ae
 def cmd_train(args: argparse.Namespace):
     "Train (or resume) a run and print its last AP."
     trainer = Trainer(train_config(args), resume=args.resume, progress=not args.no_progress)
-    frame = trainer.fit()
+    try: frame = trainer.fit()
+    except KeyboardInterrupt as e: raise KeyboardInterrupt(_resume_hint(trainer, getattr(args, 'argv', []))) from e
     if frame is not None:  # None on the ranks other than 0 of a distributed run
         for model in ('student', 'teacher'):
             final = final_metrics(frame, model)
@@ -171,6 +181,17 @@ def cmd_ablation(args: argparse.Namespace):
     run_ablation(args.output, args.methods, parse_variants(args.variant) or None, args.seeds, args.preset,
                  quick=args.quick, overrides=args.set, progress=not args.no_progress)
 
+# %% ../nbs/38_cli.ipynb #97309b29
+def _bounded(kind: type, low: float, high: float | None = None):
+    "An argparse type: `kind(text)` in [low, high] (high None: ≥ low), else an error naming the range."
+    def parse(text: str):
+        value = kind(text)
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text} is not {f'in [{low:g}, {high:g}]' if high is not None else f'≥ {low:g}'}")
+        return value
+    parse.__name__ = kind.__name__  # argparse's "invalid float value" for text that is no number
+    return parse
+
 # %% ../nbs/38_cli.ipynb #5bbb993d
 def _add_set(p: argparse.ArgumentParser, help: str):
     p.add_argument('--set', action='extend', nargs='+', default=[], metavar='SECTION.FIELD=VALUE', help=help)
@@ -189,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Generate (or reuse the cached) shapes dataset and print its class and FPN-level distributions.")
     p.add_argument('--preset', default='default', choices=sorted(SHAPES_PRESETS), help="dataset size (default: %(default)s)")
     p.add_argument('--root', default='data', help="folder the dataset is cached under (default: %(default)s)")
-    p.add_argument('--seed', type=int, default=0, help="generator seed (default: %(default)s)")
+    p.add_argument('--seed', type=_bounded(int, 0), default=0, help="generator seed (default: %(default)s)")
     p.add_argument('--force', action='store_true', help="regenerate even if a matching dataset is cached")
     p.set_defaults(func=cmd_data)
 
@@ -217,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--image-set', default='trainval', help="name of ImageSets/Main/<name>.txt (default: %(default)s)")
     p.add_argument('--out', required=True, help="COCO JSON file to write")
     p.add_argument('--classes', default='', help="comma-separated class names fixing the category ids (default: sorted names found)")
-    p.add_argument('--first-image-id', type=int, default=1, help="id of the first image (keep VOC07 and VOC12 ids apart)")
+    p.add_argument('--first-image-id', type=_bounded(int, 0), default=1, help="id of the first image (keep VOC07 and VOC12 ids apart)")
     p.add_argument('--drop-difficult', action='store_true', help="leave out boxes marked difficult")
     p.set_defaults(func=cmd_convert_voc)
 
@@ -229,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--names', help="class names: a data.yaml, or a text file with one name per line (default: data.yaml, "
                                     "dataset.yaml, obj.names or classes.txt found beside the images or labels)")
     p.add_argument('--out', required=True, help="COCO JSON file to write")
-    p.add_argument('--first-image-id', type=int, default=1, help="id of the first image (keep the ids of several files apart)")
+    p.add_argument('--first-image-id', type=_bounded(int, 0), default=1, help="id of the first image (keep the ids of several files apart)")
     p.set_defaults(func=cmd_convert_yolo)
 
     p = sub.add_parser('train', help="train CrossMatch or a baseline",
@@ -263,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('images', nargs='+', help="image files and folders (every image in them)")
     p.add_argument('--out', required=True, help="COCO results JSON to write")
     p.add_argument('--draw', help="folder for copies of the images with their detections drawn")
-    p.add_argument('--score-threshold', type=float, default=0.5, help="keep detections scoring at least this (default: %(default)s)")
+    p.add_argument('--score-threshold', type=_bounded(float, 0, 1), default=0.5, help="keep detections scoring at least this (default: %(default)s)")
     p.add_argument('--model', choices=['teacher', 'student'], default='teacher', help="which weights (default: %(default)s)")
     p.add_argument('--json', help="COCO file holding the images: results get its image ids (matched by file name)")
     p.set_defaults(func=cmd_predict)
@@ -274,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_source(p)
     p.add_argument('--images', nargs='+', required=True, help="image files and folders (every image in them)")
     p.add_argument('--json', help="COCO file holding the images: keep its image ids (matched by file name)")
-    p.add_argument('--delta', type=float, help="score threshold δ (default: the run's method.delta)")
+    p.add_argument('--delta', type=_bounded(float, 0, 1), help="score threshold δ in [0, 1] (default: the run's method.delta)")
     p.add_argument('--out', required=True, help="COCO JSON file to write")
     p.set_defaults(func=cmd_pseudo_label, model='teacher')
 
@@ -298,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--variant', action='append', nargs='+', default=[], metavar=('NAME=SECTION.FIELD=VALUE', 'SECTION.FIELD=VALUE'),
                    help="a named set of overrides, e.g. weak-views=train.labeled_views=weak, or a method setting "
                         f"({', '.join(METHOD_SETTINGS)}); may be repeated (default: one variant, base, without overrides)")
-    p.add_argument('--seeds', nargs='+', type=int, default=[1, 2, 3], metavar='SEED', help="seed s sets data.split_seed=s and train.seed=s (default: 1 2 3)")
+    p.add_argument('--seeds', nargs='+', type=_bounded(int, 0), default=[1, 2, 3], metavar='SEED', help="seed s sets data.split_seed=s and train.seed=s (default: 1 2 3)")
     p.add_argument('--output', default='runs/ablation', help="folder of the runs and the results (default: %(default)s)")
     p.add_argument('--quick', action='store_true', help="the demo's quick variant (quick data, 40 iterations) after the preset")
     _add_set(p, "override config fields of every run, after the preset and --quick; may be repeated")
@@ -309,11 +330,21 @@ def build_parser() -> argparse.ArgumentParser:
 # %% ../nbs/38_cli.ipynb #c291da04
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `crossmatch` command; its exit status."
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # for the command that resumes an interrupted run
     try: args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError, FloatingPointError) as e:
-        print(f"crossmatch {args.command}: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"crossmatch {args.command}: interrupted{f' {e}' if str(e) else ''}", file=sys.stderr)
+        return 130
+    except USER_ERRORS as e:
+        print(f"crossmatch {args.command}: error: {error_line(e)}", file=sys.stderr)
         return 2
+    except Exception:
+        traceback.print_exc()
+        print(f"crossmatch {args.command}: internal error: the traceback above is a bug in crossmatch, not a problem "
+              "with the input; please report it", file=sys.stderr)
+        return 1
     return 0
 
 # %% ../nbs/38_cli.ipynb #d5db8b59

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Any, get_type_hints
 import yaml
+from .errors import ConfigError
 from .files import atomic_write
+from .data import read_text
 from .augment import LABELED_VIEWS
 from .datasets import DataConfig, check_data_config
 from .model import CONFIGS, ModelConfig
@@ -61,10 +63,18 @@ class Config:
 
     def to_dict(self) -> dict: return asdict(self)
 
+# %% ../nbs/30_config.ipynb #ad2002da
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    "One line for a YAML parse error: the problem and, when known, its line and column."
+    mark, problem = getattr(error, 'problem_mark', None), getattr(error, 'problem', None) or str(error).splitlines()[0]
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
+
 # %% ../nbs/30_config.ipynb #15452027
 def _coerce(value: Any, hint: Any, key: str) -> Any:
     "Parse `value` (a string from the command line, or a YAML value) into the field's type."
-    if isinstance(value, str) and hint is not str: value = yaml.safe_load(value) if value.strip() else value
+    if isinstance(value, str) and hint is not str and value.strip():
+        try: value = yaml.safe_load(value)
+        except yaml.YAMLError as e: raise ConfigError(f"config field {key!r}: {value!r} is not a YAML value ({_yaml_problem(e)})") from e
     origin = getattr(hint, '__origin__', None)
     if origin is list:
         items = value if isinstance(value, list) else [value]
@@ -205,16 +215,16 @@ def check_config(config: Config):
     for name, ok, expected in problems:
         if not ok:
             section, field = name.split('.')
-            raise ValueError(f"config {name} = {getattr(getattr(config, section), field)!r}: expected {expected}")
+            raise ConfigError(f"config {name} = {getattr(getattr(config, section), field)!r}: expected {expected}")
 
 # %% ../nbs/30_config.ipynb #14dd3108
 def load_overrides(path: str | Path) -> dict:
     "Nested overrides from a YAML or JSON file."
     path = Path(path)
-    try: text = path.read_text(encoding='utf-8')
-    except OSError as e: raise FileNotFoundError(f"config file {path}: {e.strerror}") from e
+    text = read_text(path, 'config file')
     try: data = json.loads(text) if path.suffix == '.json' else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as e: raise ValueError(f"config file {path} is malformed: {e}") from e
+    except json.JSONDecodeError as e: raise ConfigError(f"config file {path} is malformed: {e}") from e
+    except yaml.YAMLError as e: raise ConfigError(f"config file {path} is malformed: {_yaml_problem(e)}") from e
     if not isinstance(data, dict): raise ValueError(f"config file {path} must hold a mapping of sections")
     return data
 

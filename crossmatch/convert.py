@@ -15,7 +15,7 @@ from PIL import Image
 from torchvision.ops import box_convert
 
 from .files import atomic_write
-from .data import clip_box, images_from_folder
+from .data import clip_box, displayed_size, images_from_folder, read_text
 
 # %% auto #0
 __all__ = ['voc_to_coco', 'yolo_to_coco']
@@ -26,6 +26,13 @@ def _xml_text(node: ET.Element, path: str, xml_file: Path) -> str:
     found = node.find(path)
     if found is None or found.text is None: raise ValueError(f"{xml_file}: missing <{path}>")
     return found.text.strip()
+
+# %% ../nbs/03_convert.ipynb #ee23f977
+def _xml_number(node: ET.Element, path: str, xml_file: Path) -> float:
+    "The number in `path` under `node`; a ValueError naming the XML file and the element otherwise."
+    text = _xml_text(node, path, xml_file)
+    try: return float(text)
+    except ValueError: raise ValueError(f"{xml_file}: <{path}> is {text!r}, not a number") from None
 
 # %% ../nbs/03_convert.ipynb #85c61d01
 def _write_coco(coco: dict, out_json: str | os.PathLike | None):
@@ -47,7 +54,7 @@ def voc_to_coco(voc_root: str | os.PathLike,  # folder holding Annotations/, JPE
     if isinstance(image_set, str):
         set_file = voc_root / 'ImageSets' / 'Main' / f'{image_set}.txt'
         if not set_file.is_file(): raise FileNotFoundError(f"image set {set_file} does not exist")
-        names = [line.split()[0] for line in set_file.read_text().splitlines() if line.strip()]
+        names = [line.split()[0] for line in read_text(set_file).splitlines() if line.strip()]
     else: names = list(image_set)
     parsed = []
     for name in names:
@@ -62,16 +69,16 @@ def voc_to_coco(voc_root: str | os.PathLike,  # folder holding Annotations/, JPE
     images, annotations, dropped, clipped = [], [], [], 0
     for image_id, (name, xml_file, root) in enumerate(parsed, start=first_image_id):
         file_name = root.findtext('filename', f'{name}.jpg').strip()
-        width, height = int(float(_xml_text(root, 'size/width', xml_file))), int(float(_xml_text(root, 'size/height', xml_file)))
+        width, height = int(_xml_number(root, 'size/width', xml_file)), int(_xml_number(root, 'size/height', xml_file))
         if width <= 0 or height <= 0:  # some tools write 0: the image header knows
-            with Image.open(voc_root / 'JPEGImages' / file_name) as im: width, height = im.size
+            with Image.open(voc_root / 'JPEGImages' / file_name) as im: width, height = displayed_size(im)
         images.append(dict(id=image_id, file_name=file_name, width=width, height=height))
         for index, obj in enumerate(root.iter('object')):
             cls = _xml_text(obj, 'name', xml_file)
             if cls not in category_id: raise ValueError(f"{xml_file}: object {index} has class '{cls}', not in classes {classes}")
             difficult = int(obj.findtext('difficult', '0').strip() or 0)
             if difficult and not keep_difficult: continue
-            xmin, ymin, xmax, ymax = (float(_xml_text(obj, f'bndbox/{k}', xml_file)) for k in ('xmin', 'ymin', 'xmax', 'ymax'))
+            xmin, ymin, xmax, ymax = (_xml_number(obj, f'bndbox/{k}', xml_file) for k in ('xmin', 'ymin', 'xmax', 'ymax'))
             if xmax <= xmin or ymax <= ymin:
                 dropped.append(dict(file=xml_file.name, object=index, name=cls, bndbox=[xmin, ymin, xmax, ymax])); continue
             box, _ = clip_box([xmin - 1, ymin - 1, xmax, ymax], width, height, where=f"{xml_file}: object {index}")
@@ -101,13 +108,13 @@ def _class_names(names: str | os.PathLike | Sequence[str] | None, places: Sequen
     if not isinstance(names, (str, os.PathLike)): listed, source = list(names), 'names argument'
     elif Path(names).suffix in ('.yaml', '.yml'):
         source = str(names)
-        try: listed = (yaml.safe_load(Path(names).read_text()) or {}).get('names')
+        try: listed = (yaml.safe_load(read_text(names)) or {}).get('names')
         except (OSError, yaml.YAMLError, AttributeError) as e: raise ValueError(f"{source}: cannot read a YAML mapping: {e}") from e
         if isinstance(listed, dict):
             if sorted(listed) != list(range(len(listed))): raise ValueError(f"{source}: names keys must be 0..{len(listed) - 1}, got {sorted(listed)}")
             listed = [listed[i] for i in range(len(listed))]
         if not isinstance(listed, list) or not listed: raise ValueError(f"{source}: 'names' must be a non-empty list or {{index: name}} mapping")
-    else: source, listed = str(names), [line.strip() for line in Path(names).read_text().splitlines() if line.strip()]
+    else: source, listed = str(names), [line.strip() for line in read_text(names).splitlines() if line.strip()]
     listed = [str(n) for n in listed]
     if len(set(listed)) != len(listed): raise ValueError(f"{source}: repeated class names in {listed}")
     return listed, source
@@ -116,7 +123,7 @@ def _class_names(names: str | os.PathLike | Sequence[str] | None, places: Sequen
 def _yolo_boxes(label_file: Path, width: int, height: int, num_classes: int) -> tuple[list[tuple], list[dict], int]:
     "([(class index, XYWH pixel box)], dropped boxes, clipped count) of one YOLO label file."
     boxes, dropped, clipped = [], [], 0
-    for number, line in enumerate(label_file.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(label_file).splitlines(), start=1):
         if not line.strip(): continue
         where, fields = f"{label_file}: line {number}", line.split()
         if len(fields) != 5: raise ValueError(f"{where}: expected 5 values (class cx cy w h), got {len(fields)}: {line.strip()!r}")
@@ -173,9 +180,6 @@ def yolo_to_coco(images: str | os.PathLike,  # folder of the image files, or a d
     if dropped:
         warnings.warn(f"{labels}: dropped {len(dropped)} boxes of zero size: "
                       + ', '.join(f"{d['file']} line {d['line']}" for d in dropped[:show]))
-    if rotated:
-        warnings.warn(f"{images}: {len(rotated)} images are stored rotated (EXIF orientation), their labels refer to the "
-                      f"rotated view: {rotated[:show]}")
     info = dict(description=f"YOLO labels {labels} of images {images} converted by crossmatch.convert.yolo_to_coco",
                 names_from=names_from, images=len(records), boxes=len(annotations), images_without_labels=unlabeled,
                 labels_without_images=orphans, clipped_boxes=clipped, dropped_boxes=dropped, exif_rotated=len(rotated))

@@ -11,21 +11,33 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from pycocotools.coco import COCO
 from torchvision import tv_tensors
 from torchvision.ops import box_convert
 from torchvision.transforms.v2.functional import pil_to_tensor
+from .errors import InputError, PathError
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'load_coco', 'CategoryMap', 'load_rgb_image', 'float_image', 'image_files', 'images_from_folder',
-           'check_image_files', 'clip_box', 'targets_by_image', 'CocoDetection', 'annotation_boxes', 'count_table']
+__all__ = ['IMAGE_SUFFIXES', 'IMAGE_CHECKS', 'DECODE_CHECK_LIMIT', 'read_text', 'load_coco', 'CategoryMap', 'displayed_size',
+           'load_rgb_image', 'float_image', 'image_files', 'images_from_folder', 'check_image_files', 'clip_box',
+           'targets_by_image', 'CocoDetection', 'annotation_boxes', 'count_table']
+
+# %% ../nbs/02_data.ipynb #ffe87333
+def read_text(path: str | os.PathLike,  # the file
+              what: str = '',  # what the file is, for the message (e.g. 'config file')
+             ) -> str:
+    "The UTF-8 text of `path`; an error naming the file if it cannot be read, or the byte that does not decode."
+    label = f"{what} {path}".strip()
+    try: return Path(path).read_text(encoding='utf-8')
+    except UnicodeDecodeError as e:
+        raise InputError(f"{label}: not UTF-8 text: byte {e.object[e.start]:#04x} at position {e.start}") from e
+    except OSError as e: raise FileNotFoundError(f"{label}: cannot read: {e.strerror or e}") from e
 
 # %% ../nbs/02_data.ipynb #baef6914
 def _read_json(path: Path) -> dict:
     "Parse the JSON file at `path`, with errors that name the file and the position."
-    try: text = Path(path).read_text()
-    except OSError as e: raise FileNotFoundError(f"{path}: cannot read: {e}") from e
+    text = read_text(path)
     try: return json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from e
@@ -34,6 +46,8 @@ def _read_json(path: Path) -> dict:
 _REQUIRED_FIELDS = {'images': ('id', 'file_name', 'width', 'height'),
                     'annotations': ('id', 'image_id', 'category_id', 'bbox'),
                     'categories': ('id', 'name')}
+_INTEGER_FIELDS = {'images': ('id', 'width', 'height'), 'annotations': ('id', 'image_id', 'category_id'),
+                   'categories': ('id',)}  # pycocotools and the evaluation index images and classes by these
 
 # %% ../nbs/02_data.ipynb #dbadfe8f
 def load_coco(source: str | os.PathLike | dict | COCO,  # COCO JSON file, its parsed dict, or a COCO object
@@ -53,6 +67,8 @@ def load_coco(source: str | os.PathLike | dict | COCO,  # COCO JSON file, its pa
         for i, entry in enumerate(data[section]):
             missing = [f for f in fields if f not in entry]
             if missing: raise ValueError(f"{name}: {section}[{i}] (id {entry.get('id')}) lacks field(s) {missing}")
+            wrong = next((f for f in _INTEGER_FIELDS[section] if isinstance(entry[f], bool) or not isinstance(entry[f], numbers.Integral)), None)
+            if wrong: raise InputError(f"{name}: {section}[{i}] field '{wrong}' is {entry[wrong]!r}: expected an integer")
             if entry['id'] in seen: raise ValueError(f"{name}: duplicate id {entry['id']} in '{section}'")
             seen.add(entry['id'])
     image_ids = {im['id'] for im in data['images']}
@@ -111,15 +127,28 @@ class CategoryMap:
                 raise ValueError(f"{getattr(coco, 'source', '<coco>')}: category {c['id']} is '{c['name']}', "
                                  f"expected '{self.names[label]}'")
 
+# %% ../nbs/02_data.ipynb #13081f80
+_ORIENTATION = 0x0112  # EXIF tag: 1 upright, 2-4 flipped or turned by 180°, 5-8 turned by 90° (width and height swap)
+
+def displayed_size(image: Image.Image) -> tuple[int, int]:
+    "(width, height) of an opened image as it is displayed: EXIF orientations 5-8 swap the stored sides."
+    width, height = image.size
+    return (height, width) if image.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8) else (width, height)
+
 # %% ../nbs/02_data.ipynb #6fc6abac
 def load_rgb_image(path: str | os.PathLike) -> tv_tensors.Image:
-    "The image at `path` as a uint8 3×H×W RGB `tv_tensors.Image`, whatever its PIL mode."
-    with Image.open(path) as im:
-        if im.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'I;16N'):  # 16-bit gray: scale 0..65535 to 0..255
-            gray = (np.asarray(im, dtype=np.float64) * (255 / 65535)).round().clip(0, 255).astype(np.uint8)
-            im = Image.fromarray(gray, mode='L')
-        elif im.mode == 'P' and 'transparency' in im.info: im = im.convert('RGBA')
-        return tv_tensors.Image(pil_to_tensor(im.convert('RGB')))
+    "The image at `path`, upright as its EXIF orientation says, as a uint8 3×H×W RGB `tv_tensors.Image`, whatever its PIL mode."
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'I;16N'):  # 16-bit gray: scale 0..65535 to 0..255
+                gray = (np.asarray(im, dtype=np.float64) * (255 / 65535)).round().clip(0, 255).astype(np.uint8)
+                im = Image.fromarray(gray, mode='L')
+            elif im.mode == 'P' and 'transparency' in im.info: im = im.convert('RGBA')
+            return tv_tensors.Image(pil_to_tensor(im.convert('RGB')))
+    except FileNotFoundError as e: raise PathError(f"image {path} does not exist") from e
+    except (OSError, SyntaxError, Image.DecompressionBombError) as e:  # PIL's errors for bytes it cannot decode
+        raise InputError(f"image {path} cannot be decoded: {e}") from e
 
 # %% ../nbs/02_data.ipynb #8469831c
 def float_image(image: torch.Tensor) -> torch.Tensor:
@@ -146,31 +175,41 @@ def images_from_folder(folder: str | os.PathLike, first_id: int = 1, show: int =
     images, unreadable = [], []
     for image_id, path in enumerate(files, start=first_id):
         try:
-            with Image.open(path) as im: width, height = im.size
+            with Image.open(path) as im: width, height = displayed_size(im)
         except Exception as e: unreadable.append(f"{path.name} ({e})"); continue
         images.append(dict(id=image_id, file_name=path.name, width=width, height=height))
     if unreadable: raise ValueError(f"{folder}: {len(unreadable)} image files cannot be opened; first: {unreadable[:show]}")
     return images
+
+# %% ../nbs/02_data.ipynb #4269cccd
+IMAGE_CHECKS = ('auto', 'decode', 'header', 'none')  # what `check_image_files` reads of each image
+DECODE_CHECK_LIMIT = 5000  # 'auto' decodes every image of a set up to this size, reads only the headers above
 
 # %% ../nbs/02_data.ipynb #2a9d861f
 def check_image_files(image_root: str | os.PathLike,  # folder the images' `file_name`s are relative to
                       images: Sequence[dict],  # COCO image dicts (id, file_name, width, height)
                       source: str = '<coco>',  # name of the JSON, for the message
                       show: int = 5,  # how many offenders the message lists
+                      check: bool | str = 'auto',  # one of IMAGE_CHECKS; True: 'auto', False: 'none'
                      ):
-    "Raise one error listing missing, unreadable or wrongly sized image files among `images`."
-    problems = []
+    "Raise one error listing missing, undecodable or wrongly sized image files among `images`."
+    check = {True: 'auto', False: 'none'}.get(check, check)
+    if check not in IMAGE_CHECKS: raise ValueError(f"image check {check!r}: expected one of {IMAGE_CHECKS}")
+    if check == 'none': return
+    decode, problems = check == 'decode' or (check == 'auto' and len(images) <= DECODE_CHECK_LIMIT), []
     for im in images:
         path = Path(image_root) / im['file_name']
         try:
-            with Image.open(path) as f: size = f.size
+            with Image.open(path) as f:
+                size = displayed_size(f)
+                if decode: f.load()
         except FileNotFoundError: problems.append(f"image {im['id']}: {path} does not exist"); continue
-        except Exception as e: problems.append(f"image {im['id']}: {path} cannot be opened ({e})"); continue
+        except Exception as e: problems.append(f"image {im['id']}: {path} cannot be {'decoded' if decode else 'opened'} ({e})"); continue
         if size != (im['width'], im['height']):
-            problems.append(f"image {im['id']}: {path} is {size[0]}×{size[1]} but {source} says {im['width']}×{im['height']}")
+            problems.append(f"image {im['id']}: {path} is {size[0]}×{size[1]} (as displayed) but {source} says {im['width']}×{im['height']}")
     if problems:
         raise FileNotFoundError(f"{source}: {len(problems)} of {len(images)} image files are missing or unreadable; "
-                                f"first {min(show, len(problems))}:\n  " + '\n  '.join(problems[:show]))
+                                f"first {min(show, len(problems))}: " + '; '.join(problems[:show]))
 
 # %% ../nbs/02_data.ipynb #02a78a79
 def _bbox_xywh(ann: dict, where: str) -> np.ndarray:
@@ -250,7 +289,7 @@ class CocoDetection(torch.utils.data.Dataset):
                  transforms: Callable | None = None,  # (image, target) -> (image, target), e.g. transforms.v2
                  category_map: CategoryMap | None = None,  # None: built from this file's categories
                  box_tolerance: float = 0.01,  # share of the image side (≥ 1 px) a box may leave it by unremarked
-                 check_images: bool = True,  # open every selected image's header now
+                 check_images: bool | str = True,  # check the selected images now: one of IMAGE_CHECKS (True: 'auto')
                 ):
         self.image_root, self.coco, self.transforms = Path(image_root), load_coco(coco), transforms
         self.category_map = category_map or CategoryMap.from_coco(self.coco)
@@ -260,7 +299,7 @@ class CocoDetection(torch.utils.data.Dataset):
         if unknown: raise KeyError(f"{self.coco.source}: {len(unknown)} requested image ids are not in the file, e.g. {unknown[:5]}")
         twice = sorted(i for i, n in collections.Counter(self.image_ids).items() if n > 1)
         if twice: raise ValueError(f"{self.coco.source}: image_ids has duplicates, e.g. {twice[:5]}")
-        if check_images: check_image_files(self.image_root, self.coco.loadImgs(self.image_ids), self.coco.source)
+        check_image_files(self.image_root, self.coco.loadImgs(self.image_ids), self.coco.source, check=check_images)
         self._targets, self._stats = targets_by_image(self.coco, self.image_ids, self.category_map, box_tolerance)
 
     def __len__(self): return len(self.image_ids)

@@ -8,11 +8,13 @@ import dataclasses, numbers
 from dataclasses import dataclass, field
 
 from .shapes import SHAPES_PRESETS, generate_shapes
-from .data import CategoryMap, CocoDetection
+from pycocotools.coco import COCO
+from .errors import ConfigError, InputError
+from .data import IMAGE_CHECKS, CategoryMap, CocoDetection
 from .splits import SemiSupervisedData, coco_additional_data, coco_standard_data, voc0712_data
 
 # %% auto #0
-__all__ = ['PROTOCOLS', 'DataConfig', 'RunData', 'check_data_config', 'build_data']
+__all__ = ['PROTOCOLS', 'DataConfig', 'RunData', 'check_data_config', 'check_evaluation_fields', 'build_data']
 
 # %% ../nbs/06_datasets.ipynb #7f3a3883
 @dataclass
@@ -31,6 +33,7 @@ class DataConfig:
     split_seed: int = 1  # seed of the labeled/unlabeled draw
     split_file: str = ''  # coco-standard: Unbiased Teacher's split JSON (overrides the random draw)
     num_workers: int = -1  # DataLoader workers per stream; -1: automatic (`runtime.loader_workers`: 0 below 8 cores)
+    check_images: str = 'auto'  # before training: decode | header | none | auto (decode sets up to `data.DECODE_CHECK_LIMIT` images)
 
 # %% ../nbs/06_datasets.ipynb #45cc1b8e
 @dataclass
@@ -58,6 +61,7 @@ def check_data_config(d: DataConfig):
             raise ValueError(f"data.split_seed = {d.split_seed!r}: expected a non-negative integer")
     if isinstance(d.num_workers, bool) or not isinstance(d.num_workers, numbers.Integral) or d.num_workers < -1:
         raise ValueError(f"data.num_workers = {d.num_workers!r}: expected workers per stream (≥ 0) or -1 (automatic)")
+    if d.check_images not in IMAGE_CHECKS: raise ConfigError(f"data.check_images = {d.check_images!r}: expected one of {IMAGE_CHECKS}")
     if d.protocol == 'shapes': return  # the generated set fills in the paths
     for name in ('train_json', 'train_images', 'val_json', 'val_images'):
         if not getattr(d, name): raise ValueError(f"config data.{name} is empty: protocol {d.protocol!r} needs it (--set data.{name}=...)")
@@ -65,6 +69,23 @@ def check_data_config(d: DataConfig):
         raise ValueError("coco-additional needs one data.unlabeled_images folder and at most one data.unlabeled_json")
     if d.protocol == 'voc' and (not d.unlabeled_json or len(d.unlabeled_json) != len(d.unlabeled_images)):
         raise ValueError("voc needs data.unlabeled_json and data.unlabeled_images of the same length (one folder per JSON)")
+
+# %% ../nbs/06_datasets.ipynb #37e843bd
+def check_evaluation_fields(coco: COCO,  # the evaluation set (`data.load_coco`)
+                            show: int = 5,  # offenders the message lists
+                           ):
+    "Raise an InputError naming the annotations of `coco` that lack a number `area` ≥ 0 or an `iscrowd` of 0 or 1."
+    problems = []
+    for ann in coco.dataset['annotations']:
+        where = f"annotation {ann['id']} (image {ann['image_id']})"
+        missing = [f for f in ('area', 'iscrowd') if f not in ann]
+        if missing: problems.append(f"{where} lacks {missing}")
+        elif isinstance(ann['area'], bool) or not isinstance(ann['area'], numbers.Real) or not ann['area'] >= 0:
+            problems.append(f"{where} has area {ann['area']!r}")
+        elif ann['iscrowd'] not in (0, 1): problems.append(f"{where} has iscrowd {ann['iscrowd']!r}")
+    if problems:
+        raise InputError(f"{getattr(coco, 'source', '<coco>')}: {len(problems)} annotations lack what COCO evaluation reads "
+                         f"(area: a number ≥ 0, e.g. the box's w·h; iscrowd: 0 or 1); first: " + '; '.join(problems[:show]))
 
 # %% ../nbs/06_datasets.ipynb #20db4141
 def build_data(data: DataConfig) -> RunData:
@@ -76,11 +97,14 @@ def build_data(data: DataConfig) -> RunData:
         d = dataclasses.replace(d, train_json=str(paths.train_json), train_images=str(paths.train_images),
                                 val_json=str(paths.val_json), val_images=str(paths.val_images))
     if d.protocol in ('shapes', 'coco-standard'):
-        train = coco_standard_data(d.train_images, d.train_json, d.percent, d.split_seed, split_file=d.split_file or None)
+        train = coco_standard_data(d.train_images, d.train_json, d.percent, d.split_seed, split_file=d.split_file or None,
+                                   check_images=d.check_images)
     elif d.protocol == 'coco-additional':
         train = coco_additional_data(d.train_images, d.train_json, d.unlabeled_images[0],
-                                     d.unlabeled_json[0] if d.unlabeled_json else None)
+                                     d.unlabeled_json[0] if d.unlabeled_json else None, check_images=d.check_images)
     else:  # voc
-        train = voc0712_data(d.train_images, d.train_json, list(zip(d.unlabeled_images, d.unlabeled_json)))
-    val = CocoDetection(d.val_images, d.val_json, category_map=train.category_map)
+        train = voc0712_data(d.train_images, d.train_json, list(zip(d.unlabeled_images, d.unlabeled_json)),
+                             check_images=d.check_images)
+    val = CocoDetection(d.val_images, d.val_json, category_map=train.category_map, check_images=d.check_images)
+    check_evaluation_fields(val.coco)
     return RunData(train, val)

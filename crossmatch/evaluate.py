@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import torch
@@ -19,7 +19,8 @@ from .data import CocoDetection, float_image
 from .runtime import distributed_info
 
 # %% auto #0
-__all__ = ['COCO_SUMMARY', 'VOC_IOU_THRESHOLDS', 'coco_evaluate', 'voc_ap', 'pascal_voc_evaluate', 'predict', 'evaluate_detector']
+__all__ = ['COCO_SUMMARY', 'VOC_IOU_THRESHOLDS', 'class_keys', 'coco_evaluate', 'voc_ap', 'pascal_voc_evaluate', 'predict',
+           'evaluate_detector']
 
 # %% ../nbs/34_evaluate.ipynb #dcd846f5
 def _category_lookup(label_to_category: Mapping[int, int] | Callable[[int], int], coco_gt: COCO) -> Callable[[int], int]:
@@ -69,6 +70,12 @@ def _percent(value: float) -> float:
     "COCOeval's −1 (nothing to evaluate) as NaN, anything else in percent."
     return math.nan if value < 0 else 100. * float(value)
 
+# %% ../nbs/34_evaluate.ipynb #a7c715ba
+def class_keys(categories: Mapping[int, dict]) -> dict[int, str]:  # {category id: COCO category dict}, e.g. `coco.cats`
+    "The per-class metric name of each category id: its name, or 'name (id N)' when another category has that name."
+    uses = Counter(c['name'] for c in categories.values())
+    return {cid: c['name'] if uses[c['name']] == 1 else f"{c['name']} (id {cid})" for cid, c in categories.items()}
+
 # %% ../nbs/34_evaluate.ipynb #ffd1da5a
 def coco_evaluate(coco_gt: COCO,  # the ground truth
                   image_ids: Sequence[int],  # COCO ids of the evaluated images
@@ -97,9 +104,10 @@ def coco_evaluate(coco_gt: COCO,  # the ground truth
     metrics = {name: _percent(value) for name, value in zip(COCO_SUMMARY, evaluator.stats)}
     # precision: (IoU thresholds, recall points, classes, area ranges, max detections); area 'all', 100 detections
     precision = evaluator.eval['precision'][:, :, :, 0, -1]
+    keys = class_keys(coco_gt.cats)
     for k, category in enumerate(evaluator.params.catIds):
         valid = precision[:, :, k][precision[:, :, k] > -1]
-        metrics[f"AP-{coco_gt.cats[category]['name']}"] = _percent(valid.mean()) if valid.size else math.nan
+        metrics[f"AP-{keys[category]}"] = _percent(valid.mean()) if valid.size else math.nan
     return metrics
 
 # %% ../nbs/34_evaluate.ipynb #f2bd45f5
@@ -167,7 +175,8 @@ def pascal_voc_evaluate(coco_gt: COCO,  # the ground truth, VOC converted to COC
         records_by_category[r['category_id']].append(r)
     names = ('VOC_AP50', 'VOC07_AP50', 'VOC_AP50_95')
     metrics, per_class = {}, {name: [] for name in names}
-    for category, info in sorted(coco_gt.cats.items()):
+    keys = class_keys(coco_gt.cats)
+    for category in sorted(coco_gt.cats):
         ground_truth = {}
         for image_id in image_ids:
             anns = [a for a in coco_gt.imgToAnns[int(image_id)] if a['category_id'] == category]
@@ -181,7 +190,7 @@ def pascal_voc_evaluate(coco_gt: COCO,  # the ground truth, VOC converted to COC
                   float(np.mean([voc_ap(r, p) for r, p in strict])))
         for name, value in zip(names, values):
             ap = 100. * value if positives else math.nan
-            metrics[f"{name}-{info['name']}"] = ap
+            metrics[f"{name}-{keys[category]}"] = ap
             per_class[name].append(ap)
     for name, values in per_class.items():
         defined = [v for v in values if not math.isnan(v)]

@@ -4,12 +4,19 @@
 
 # %% ../nbs/00_files.ipynb #ef1d2ac1
 from __future__ import annotations
-import contextlib, os, tempfile
+import contextlib, os, re, tempfile
 from pathlib import Path
 from typing import IO, Iterator
+from .errors import PathError, UserError, path_error
 
 # %% auto #0
-__all__ = ['atomic_write']
+__all__ = ['atomic_write', 'remove_stale_temporaries']
+
+# %% ../nbs/00_files.ipynb #045143ce
+def _umask() -> int:
+    "The process's file-mode creation mask."
+    mask = os.umask(0o022); os.umask(mask)
+    return mask
 
 # %% ../nbs/00_files.ipynb #80b92b80
 @contextlib.contextmanager
@@ -19,12 +26,31 @@ def atomic_write(path: str | os.PathLike,  # the file to (re)write; its folder i
                 ) -> Iterator[IO]:
     "Open a temporary file beside `path`; on a clean exit flush it, fsync it and rename it over `path`."
     if mode not in ('w', 'wb'): raise ValueError(f"atomic_write: mode must be 'w' or 'wb', got {mode!r}")
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    path = Path(path)
+    if path.is_dir(): raise PathError(f"cannot write {path}: it is a folder (give a file name)")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    except OSError as e:
+        file_above = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if file_above: raise PathError(f"cannot write {path}: {file_above} is a file, not a folder") from e
+        raise path_error(e, 'write', path) from e
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private (0600): give the mode `open` would
         with os.fdopen(fd, mode, encoding=None if 'b' in mode else encoding, newline='' if 'b' not in mode else None) as f:
             yield f
             f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, UserError): raise path_error(e, 'write', path) from e
+        raise
+
+# %% ../nbs/00_files.ipynb #3f3815d0
+_TEMPORARY = re.compile(r'\..+\.[a-z0-9_]{8}\.tmp')  # `tempfile.mkstemp(prefix=f'.{name}.', suffix='.tmp')`
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    "Delete the temporary files of unfinished `atomic_write`s under `folder`; the paths removed."
+    stale = sorted(p for p in Path(folder).rglob('.*.tmp') if _TEMPORARY.fullmatch(p.name) and p.is_file())
+    for p in stale: p.unlink(missing_ok=True)
+    return stale

@@ -13,7 +13,7 @@ from pycocotools.coco import COCO
 from torchvision.ops import box_convert
 from torchvision.transforms.v2.functional import to_pil_image
 from torchvision.utils import draw_bounding_boxes
-from .data import image_files, CategoryMap, load_coco, load_rgb_image
+from .data import image_files, CategoryMap, displayed_size, load_coco, load_rgb_image
 from .datasets import DataConfig
 from .evaluate import predict
 from .files import atomic_write
@@ -185,10 +185,10 @@ def export_pseudo_labels(teacher: torch.nn.Module,  # a run's teacher
     "The teacher's pseudo-labels on the images of `sources`, written as a COCO JSON file for a labelling tool."
     images = find_images(sources)
     image_ids = coco_image_ids(list(images), load_coco(coco_json)) if coco_json else None
+    detections = detect(teacher, list(images.values()), device)  # first: an image that does not decode is named here
     sizes = []
     for path in images.values():
-        with Image.open(path) as im: sizes.append(im.size)
-    coco = pseudo_label_coco(detect(teacher, list(images.values()), device), list(images), sizes, category_map,
-                             delta, nms_iou, image_ids)
+        with Image.open(path) as im: sizes.append(displayed_size(im))  # the frame the boxes are in
+    coco = pseudo_label_coco(detections, list(images), sizes, category_map, delta, nms_iou, image_ids)
     with atomic_write(out) as f: json.dump(coco, f)
     return coco

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import torch
 import torch.distributed as dist
+from .errors import ConfigError, DeviceError
 
 # %% auto #0
 __all__ = ['select_device', 'usable_cores', 'loader_workers', 'cpu_threads', 'distributed_info', 'init_distributed']
@@ -17,9 +18,12 @@ def select_device(name: str = 'auto') -> torch.device:
     if name == 'auto':
         if torch.cuda.is_available(): return torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
         return torch.device('cpu')
-    device = torch.device(name)
+    try: device = torch.device(name)
+    except RuntimeError as e: raise ConfigError(f"config train.device={name!r} is not a device: use auto, cpu, cuda or cuda:N") from e
     if device.type == 'cuda' and not torch.cuda.is_available():
-        raise RuntimeError(f"config train.device={name!r} but CUDA is not available on this machine")
+        raise DeviceError(f"config train.device={name!r} but CUDA is not available on this machine (use train.device=cpu or auto)")
+    if device.type == 'cuda' and device.index is not None and device.index >= torch.cuda.device_count():
+        raise DeviceError(f"config train.device={name!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
 
 # %% ../nbs/31_runtime.ipynb #c0aa11e1

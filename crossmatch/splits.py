@@ -120,12 +120,12 @@ class UnlabeledDataset(torch.utils.data.Dataset):
     "Images without targets: yields (tv_tensors.Image, {'image_id': id}); built from image records only."
     def __init__(self, sources: Sequence[tuple[str | os.PathLike, Sequence[dict]]],  # (image root, COCO image dicts) pairs
                  transforms: Callable | None = None,  # (image, target) -> (image, target)
-                 check_images: bool = True,  # open every image's header now and compare its size
+                 check_images: bool | str = True,  # check the images now: one of `data.IMAGE_CHECKS` (True: 'auto')
                 ):
         self.transforms, self._items, seen = transforms, [], set()
         for root, images in sources:
             images = [dict(id=int(im['id']), file_name=im['file_name'], width=im['width'], height=im['height']) for im in images]
-            if check_images: check_image_files(root, images, f'unlabeled images under {root}')
+            check_image_files(root, images, f'unlabeled images under {root}', check=check_images)
             for im in images:
                 if im['id'] in seen: raise ValueError(f"unlabeled image id {im['id']} ({Path(root) / im['file_name']}) appears twice")
                 seen.add(im['id'])
@@ -189,7 +189,7 @@ def semi_supervised_data(split: SemiSupervisedSplit,
                          labeled_root: str | os.PathLike, labeled_coco: str | os.PathLike | dict | COCO,
                          unlabeled_sources: Sequence[tuple[str | os.PathLike, str | os.PathLike | dict | COCO]],  # (image root, COCO) pairs
                          labeled_transforms: Callable | None = None, unlabeled_transforms: Callable | None = None,
-                         check_images: bool = True,
+                         check_images: bool | str = True,  # one of `data.IMAGE_CHECKS` (True: 'auto')
                          hidden_ground_truth: bool = True,  # False: never build it (e.g. unlabeled files with other classes)
                         ) -> SemiSupervisedData:
     "Labeled dataset, unlabeled dataset and hidden ground truth for `split`."

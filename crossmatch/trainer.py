@@ -22,8 +22,10 @@ from .diagnostics import hidden_targets_for_views
 from .step import StudentLosses, train_step
 from .config import Config, TrainConfig, check_config, save_config
 from .runtime import select_device, loader_workers, cpu_threads, init_distributed
-from .checkpoint import (
-    rng_state, set_rng_state, save_checkpoint, load_checkpoint, load_latest_checkpoint, checkpoint_path, check_new_run_dir)
+from crossmatch.checkpoint import (
+    rng_state, set_rng_state, save_checkpoint, load_checkpoint, load_latest_checkpoint, checkpoint_path, check_new_run_dir,
+    load_weights)
+from .files import remove_stale_temporaries
 from .metrics import MetricsLog
 from .evaluate import evaluate_detector
 
@@ -124,14 +126,15 @@ def resume(self: Trainer, path: str | Path | None = None):
     "Continue from `path`, or from the run folder's newest checkpoint that loads; a fresh start if there is none."
     required = ('iteration', 'nonfinite', 'student', 'teacher', 'optimizer', 'scheduler', 'scaler', 'rng')
     if path is None:
+        if self.rank == 0: remove_stale_temporaries(self.run_dir)
         found = load_latest_checkpoint(self.run_dir, self.device, required)
         if found is None:  # a fresh start: the rows of an attempt that saved no checkpoint would be logged twice
             if self.metrics is not None: self.metrics.truncate_after(0)
             return
         path, state = found
     else: state = load_checkpoint(path, self.device, required)
-    self.model.load_state_dict(state['student'])
-    self.teacher.load_state_dict(state['teacher'])
+    load_weights(self.model, state['student'], path, "this run's detector")
+    load_weights(self.teacher, state['teacher'], path, "this run's teacher")
     self.teacher.alpha = self.config.method.ema_alpha  # this run's α, not the checkpoint's: a branch may change it
     self.optimizer.load_state_dict(state['optimizer']); self.scheduler.load_state_dict(state['scheduler'])
     self.scaler.load_state_dict(state['scaler'])
