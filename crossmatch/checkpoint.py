@@ -142,7 +142,7 @@ def load_weights(module: torch.nn.Module,  # the network (or `MeanTeacher`) to f
         first = first if len(first) <= 200 else first[:200] + '…'
         more = f" (and {len(details) - 1} more)" if len(details) > 1 else ''
         raise InputError(f"checkpoint {path} does not fit {what}: {first}{more}: it was trained with other classes or "
-                         f"another model (model.arch ...)") from e
+                         f"another architecture (model.arch)") from e
 
 # %% ../nbs/32_checkpoint.ipynb #9c1ce154
 DETECTOR_KEYS = ('student', 'teacher', 'config', 'iteration')  # what `load_detectors` reads from a checkpoint
