@@ -202,6 +202,11 @@ def test_docs_site_navigation_code_images_and_search(site, browser):
         assert page.locator('.jp-CodeCell .jp-OutputArea-output').count() > 0  # kept outputs
         page.screenshot(path=SCREENSHOTS / 'docs_model.png')
 
+        # formulas are typeset by the site's own MathJax
+        page.locator('nav.md-nav--primary a.md-nav__link', has_text='11 RoIAlign on the CPU').click()
+        page.wait_for_url('**/11_roialign.html')
+        page.wait_for_function("() => document.querySelectorAll('.MathJax, .MathJax_CHTML, .MathJax_Display').length > 0", timeout=30_000)
+
         # a notebook named in a markdown cell is a link to its page; the shapes page shows its figures
         page.goto(f'{site}/index.html')
         page.locator('article a[href="01_shapes.html"]').first.click()

@@ -6,7 +6,8 @@ them: `#| hide` cells left out, cell directives removed, show_doc's links to a s
 none), and every `NN_name` a markdown cell mentions made a link to that notebook's page. An API page lists every
 exported name with its signature and docstring. Then `mkdocs build --strict` (mkdocs-material with its search
 plugin, mkdocs-jupyter for the notebooks) writes site/, and every link and image of site/ is checked to resolve to
-a file of site/. Any failure exits non-zero naming what is wrong. Pages are plain .html files (no directory URLs),
+a file of site/. Formulas are typeset by the MathJax that jupyter-server-mathjax ships, copied into site/mathjax/
+(nbconvert would fetch it from a CDN). Any failure exits non-zero naming what is wrong. Pages are plain .html files (no directory URLs),
 so site/ opens from the file system; search runs in a web worker, which browsers start only over HTTP:
 `python -m http.server -d site` serves it, no network needed.
 """
@@ -14,7 +15,7 @@ import argparse, copy, importlib, inspect, re, shutil, subprocess, sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
-import nbformat, yaml
+import jupyter_server_mathjax, nbformat, yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the API page documents this tree's crossmatch, whichever one is installed
@@ -90,11 +91,28 @@ def api_page(layers: list[tuple[str, list[str]]]) -> str:
             for symbol in getattr(module, '__all__', []):
                 obj = getattr(module, symbol)
                 doc = (inspect.getdoc(obj) or '').split('\n\n')[0] if callable(obj) else ''
-                try: signature = str(inspect.signature(obj)) if callable(obj) else ''
-                except (TypeError, ValueError): signature = ''
+                signature = _signature(obj) if callable(obj) else f' = {_short(obj)}'
                 kind = 'class ' if inspect.isclass(obj) else ''
                 lines += [f'- **`{kind}{symbol}{signature}`**' + (f': {doc}' if doc else ''), '']
     return '\n'.join(lines)
+
+
+class _Written(str):
+    "An annotation kept as the text it was written as (the modules use postponed annotations)."
+    def __repr__(self): return str(self)
+
+
+def _signature(obj) -> str:
+    try: signature = inspect.signature(obj)
+    except (TypeError, ValueError): return ''
+    written = lambda a: _Written(a) if isinstance(a, str) else a
+    parameters = [p.replace(annotation=written(p.annotation)) for p in signature.parameters.values()]
+    return str(signature.replace(parameters=parameters, return_annotation=written(signature.return_annotation)))
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 90 else text[:87] + '...'
 
 
 def _default_exp(path: Path) -> str:
@@ -118,8 +136,10 @@ def mkdocs_config(layers: list[tuple[str, list[str]]]) -> dict:
         'theme': {'name': 'material', 'font': False,  # no web fonts: the site works without a network
                   'features': ['navigation.sections', 'navigation.top', 'search.highlight']},
         'plugins': ['search',  # lunr in a web worker on the site's own index: no network, any static server
-                    {'mkdocs-jupyter': {'include': ['*.ipynb'], 'execute': False, 'cache': False, 'ignore_h1_titles': True, 'no_prompt': True,
-                                        'include_source': False, 'toc_depth': 3}}],
+                    {'mkdocs-jupyter': {'include': ['*.ipynb'], 'execute': False, 'cache': False, 'toc_depth': 3,
+                                        'ignore_h1_titles': True,  # the nav's titles, numbered, name the pages
+                                        'no_prompt': True, 'include_source': False,
+                                        'custom_mathjax_url': 'mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe'}}],
         'extra_css': ['wide.css'], 'markdown_extensions': ['toc'], 'nav': nav,
     }
 
@@ -155,6 +175,7 @@ def build(strict: bool = True) -> Path:
     for stem in ['index', *sorted(stems)]:
         nbformat.write(page_notebook(NBS / f'{stem}.ipynb', stems), pages / f'{stem}.ipynb')
     (pages / 'api.md').write_text(api_page(layers), encoding='utf-8')
+    shutil.copytree(Path(jupyter_server_mathjax.__file__).parent / 'static', pages / 'mathjax')  # no CDN: formulas offline
     (pages / 'wide.css').write_text('.md-grid { max-width: 90rem; }  /* notebook code is wide */\n', encoding='utf-8')
     config = BUILD / 'mkdocs.yml'
     config.write_text(yaml.safe_dump(mkdocs_config(layers), sort_keys=False, allow_unicode=True), encoding='utf-8')
