@@ -8,6 +8,10 @@ here = Path(__file__).parent
 cfg = ConfigParser()
 cfg.read(here / "settings.ini")
 cfg = cfg["DEFAULT"]
+# every `NAME_requirements` line but dev's is the extra NAME; the dev extra also installs all of them (CI tests them)
+extras = {key.removesuffix("_requirements"): cfg[key].split() for key in cfg
+          if key.endswith("_requirements") and key != "dev_requirements"}
+extras["dev"] = cfg["dev_requirements"].split() + [req for reqs in extras.values() for req in reqs]
 
 setup(
     name=cfg["lib_name"],
@@ -22,7 +26,7 @@ setup(
     python_requires=f">={cfg['min_python']}",
     packages=find_packages(include=[cfg["lib_path"], f"{cfg['lib_path']}.*"]),
     install_requires=cfg["requirements"].split(),
-    extras_require={"dev": cfg["dev_requirements"].split()},
+    extras_require=extras,
     entry_points={
         "console_scripts": cfg["console_scripts"].split(),
         "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],

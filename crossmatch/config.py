@@ -51,6 +51,8 @@ class TrainConfig:
     clip_grad_norm: float = 0.  # clip the gradients' global norm to this before each step (0: no clipping)
     max_nonfinite: int = 5  # consecutive non-finite losses that stop the run
     output_dir: str = 'runs/shapes'
+    tensorboard: bool = False  # also write metrics.csv's numbers, and images, as TensorBoard events in RUN/tensorboard
+    tensorboard_images_every: int = 0  # iterations between TensorBoard's images; 0: with every evaluation (eval_every)
 
 # %% ../nbs/30_config.ipynb #b6546215
 @dataclass
@@ -210,6 +212,7 @@ def check_config(config: Config):
         ('model.rpn_positive_fraction', 0 <= config.model.rpn_positive_fraction <= 1, "in [0, 1] (0: the architecture's)"),
         ('train.log_every', t.log_every >= 1, "≥ 1"), ('train.eval_every', t.eval_every >= 1, "≥ 1"),
         ('train.checkpoint_every', t.checkpoint_every >= 1, "≥ 1"), ('train.max_nonfinite', t.max_nonfinite >= 1, "≥ 1"),
+        ('train.tensorboard_images_every', t.tensorboard_images_every >= 0, "≥ 0 (0: with every evaluation)"),
     ]
     _check_data(config.data, m.semi_supervised)
     for name, ok, expected in problems:

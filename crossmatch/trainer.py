@@ -26,8 +26,9 @@ from crossmatch.checkpoint import (
     rng_state, set_rng_state, save_checkpoint, load_checkpoint, load_latest_checkpoint, checkpoint_path, check_new_run_dir,
     load_weights)
 from .files import remove_stale_temporaries
-from .metrics import MetricsLog
-from .evaluate import evaluate_detector
+from .metrics import MetricsLog, TensorBoardMetricsLog
+from .evaluate import evaluate_detector, predict
+from .pseudo import pseudo_labels
 
 # %% auto #0
 __all__ = ['lr_factor', 'build_optimizer', 'Trainer']
@@ -83,7 +84,9 @@ class Trainer:
         if self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(config, self.run_dir / 'config.yaml')
-        self.metrics = MetricsLog(self.run_dir / 'metrics.csv') if self.rank == 0 else None
+        log = self.run_dir / 'metrics.csv'  # the record; TensorBoard, when asked for, mirrors it
+        self.metrics = ((TensorBoardMetricsLog(log, self.run_dir / 'tensorboard') if t.tensorboard else MetricsLog(log))
+                        if self.rank == 0 else None)
         if resume: self.resume()
 
 # %% ../nbs/35_trainer.ipynb #9a651aae
@@ -259,6 +262,30 @@ def fit(self: Trainer, stop_at: int | None = None) -> pd.DataFrame | None:
         bar.update(1)
         bar.set_postfix(loss=f"{row['loss']:.3f}", pseudo=f"{row.get('pseudo_boxes_per_image', 0):.2f}")
         if self.iteration % t.eval_every == 0 or self.iteration == t.iterations: self.evaluate()
+        if self.tensorboard_images_due: self.log_images()
         if self.iteration in (t.burn_in, t.iterations) or self.iteration % t.checkpoint_every == 0: self.save()
     bar.close()
     return self.metrics.frame() if self.metrics is not None else None
+
+# %% ../nbs/35_trainer.ipynb #83b2bca4
+@patch(as_prop=True)
+def tensorboard_images_due(self: Trainer) -> bool:
+    "Whether this iteration writes TensorBoard's images (rank 0 of a run with `train.tensorboard`)."
+    t = self.config.train
+    return isinstance(self.metrics, TensorBoardMetricsLog) and self.iteration % (t.tensorboard_images_every or t.eval_every) == 0
+
+# %% ../nbs/35_trainer.ipynb #9f6aedd0
+@patch
+def log_images(self: Trainer):
+    "TensorBoard images: the teacher's pseudo-labels on the first unlabeled image; detections on the first validation image."
+    method, names = self.config.method, self.data.category_map.names
+    models = {'student': self.model}
+    if method.semi_supervised and self.iteration > self.config.train.burn_in:
+        models['teacher'] = self.teacher.model
+        _, (teacher_output,) = predict(self.teacher.model, self.data.train.unlabeled, self.device, max_images=1)
+        (pseudo,) = pseudo_labels([teacher_output], method.delta, method.pseudo_nms_iou)
+        self.metrics.add_detections('images/unlabeled_pseudo_labels', self.data.train.unlabeled[0][0], pseudo, names, self.iteration)
+    for name, model in models.items():
+        _, (output,) = predict(model, self.data.val, self.device, max_images=1)
+        confident = {k: v[output['scores'] >= method.delta] for k, v in output.items()}
+        self.metrics.add_detections(f'images/val_detections/{name}', self.data.val[0][0], confident, names, self.iteration)

@@ -1,17 +1,21 @@
-"""The widgets notebook in a real browser: JupyterLab on 127.0.0.1 driven by headless Chromium.
+"""The widgets notebook and the documentation site in a real browser, driven by headless Chromium.
 
-Runs a working copy of nbs/41_widgets.ipynb with 'Run All', checks that no cell errs and that the widget views
-render (sliders, images), drags a slider and checks that the image beside it changes. Screenshots go to
+Runs a working copy of nbs/41_widgets.ipynb in JupyterLab on 127.0.0.1 with 'Run All', checks that no cell errs and
+that the widget views render (sliders, images), drags a slider and checks that the image beside it changes. Then
+serves site/ (`bash tools/docs.sh`, built here when missing) on 127.0.0.1, follows the navigation to a model-layer
+page and to a page with a figure, checks that code cells and images render, and runs a search. Screenshots go to
 runs/browser/. Needs Debian's `chromium` and the `playwright` package (`bash tools/install_browser.sh`); skips
 with the reason when either is missing, except in CI (`CI` set), where .ci/run installs both and a skip would hide
 a broken install: there it fails.
 """
-import json, os, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
+import functools, http.server, json, os, secrets, shutil, signal, socket, subprocess, sys, threading, time
+import urllib.parse, urllib.request
 from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / 'nbs' / '41_widgets.ipynb'
+SITE = ROOT / 'site'
 SCREENSHOTS = ROOT / 'runs' / 'browser'
 CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
 RUN_ALL_TIMEOUT_S = 180  # the notebook trains 8 iterations of the tiny model, then runs every widget
@@ -87,20 +91,25 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def page(lab):
-    "Headless Chromium (Debian's, not playwright's download) with the notebook open and its kernel idle."
+def browser():
+    "Headless Chromium (Debian's, not playwright's download), shared by the tests of this file."
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            page = browser.new_page(viewport={'width': 1400, 'height': 1000})
-            page.set_default_timeout(30_000)
-            page.goto(lab['url'])
-            page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                                   " && window.jupyterapp.shell.currentWidget.sessionContext?.session?.kernel?.status === 'idle'",
-                                   timeout=60_000)
-            yield page
-        finally:
-            browser.close()
+        try: yield browser
+        finally: browser.close()
+
+
+@pytest.fixture(scope='module')
+def page(lab, browser):
+    "A browser page with the notebook open and its kernel idle."
+    page = browser.new_page(viewport={'width': 1400, 'height': 1000})
+    page.set_default_timeout(30_000)
+    page.goto(lab['url'])
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext?.session?.kernel?.status === 'idle'",
+                           timeout=60_000)
+    yield page
+    page.close()
 
 
 CELLS_JS = """() => {
@@ -154,3 +163,74 @@ def test_widgets_notebook_runs_and_its_sliders_redraw(page):
     box.screenshot(path=SCREENSHOTS / 'widget_after.png')
     assert after_value != before_value, f"the slider did not move (readout {before_value!r})"
     assert image.screenshot() != before_png, "the image beside the slider did not change"
+
+
+@pytest.fixture(scope='module')
+def site():
+    "site/ served on 127.0.0.1 by Python's static file server (built first when missing); its base URL."
+    if not (SITE / 'index.html').exists():
+        subprocess.run(['bash', str(ROOT / 'tools' / 'docs.sh')], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args): pass
+    handler = functools.partial(Quiet, directory=str(SITE))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try: yield f'http://127.0.0.1:{server.server_address[1]}'
+    finally:
+        server.shutdown(); server.server_close(); thread.join(timeout=10)
+
+
+def test_docs_site_navigation_code_images_and_search(site, browser):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={'width': 1400, 'height': 1000})
+    page.set_default_timeout(30_000)
+    requests = []
+    page.on('request', lambda request: requests.append(request.url))
+    try:
+        page.goto(f'{site}/index.html')
+        assert 'crossmatch' in page.title()
+        # the navigation: the sidebar's model section, its page on the detectors
+        section = page.locator('nav.md-nav--primary li.md-nav__item--section', has=page.locator('label', has_text='model'))
+        section.locator('a.md-nav__link', has_text='12 Detectors').click()
+        page.wait_for_url('**/12_model.html')
+        assert page.locator('article h1').first.inner_text().strip() == 'Detectors'
+        code = page.locator('.jp-CodeCell .highlight-ipynb').first  # the source, highlighted
+        code.scroll_into_view_if_needed()
+        assert code.is_visible() and 'import' in code.inner_text() and code.locator('span.kn').count() > 0
+        assert 'def build_detector' in ' '.join(page.locator('.jp-CodeCell .highlight-ipynb').all_inner_texts())
+        assert page.locator('.jp-CodeCell .jp-OutputArea-output').count() > 0  # kept outputs
+        page.screenshot(path=SCREENSHOTS / 'docs_model.png')
+
+        # formulas are typeset by the site's own MathJax
+        page.locator('nav.md-nav--primary a.md-nav__link', has_text='11 RoIAlign on the CPU').click()
+        page.wait_for_url('**/11_roialign.html')
+        page.wait_for_function("() => document.querySelectorAll('.MathJax, .MathJax_CHTML, .MathJax_Display').length > 0", timeout=30_000)
+
+        # a notebook named in a markdown cell is a link to its page; the shapes page shows its figures
+        page.goto(f'{site}/index.html')
+        page.locator('article a[href="01_shapes.html"]').first.click()
+        page.wait_for_url('**/01_shapes.html')
+        image = page.locator('.jp-RenderedImage img').first
+        image.scroll_into_view_if_needed()
+        page.wait_for_function('(img) => img.complete && img.naturalWidth > 100', arg=image.element_handle())
+        image.screenshot(path=SCREENSHOTS / 'docs_figure.png')
+
+        # search, from the site's own index: results name the pages, and one opens
+        page.locator('input.md-search__input').click()
+        page.keyboard.type('pseudo-labels')
+        results = page.locator('.md-search-result__item')
+        results.first.wait_for(state='visible')
+        assert results.count() >= 3
+        page.screenshot(path=SCREENSHOTS / 'docs_search.png')
+        titles = page.locator('.md-search-result__item h1').all_inner_texts()
+        assert '21 Pseudo-labels' in titles, titles
+        first = page.locator('.md-search-result__item a').first
+        target = first.get_attribute('href')
+        with page.expect_navigation(): first.click()
+        assert urllib.parse.urlsplit(page.url).path == urllib.parse.urlsplit(target).path, (page.url, target)
+        assert page.locator('article .jp-Cell').count() > 0, f"the search result {target} opened no notebook page"
+    finally:
+        page.close()
+    outside = [url for url in requests if not url.startswith(site) and not url.startswith('data:')]
+    assert not outside, f"the site asked the network for {outside[:5]}"
