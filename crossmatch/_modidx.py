@@ -236,6 +236,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'crossmatch.errors': { 'crossmatch.errors.ConfigError': ('errors.html#configerror', 'crossmatch/errors.py'),
                                    'crossmatch.errors.DeviceError': ('errors.html#deviceerror', 'crossmatch/errors.py'),
                                    'crossmatch.errors.InputError': ('errors.html#inputerror', 'crossmatch/errors.py'),
+                                   'crossmatch.errors.MissingPackageError': ('errors.html#missingpackageerror', 'crossmatch/errors.py'),
                                    'crossmatch.errors.PathError': ('errors.html#patherror', 'crossmatch/errors.py'),
                                    'crossmatch.errors.UserError': ('errors.html#usererror', 'crossmatch/errors.py'),
                                    'crossmatch.errors.error_line': ('errors.html#error_line', 'crossmatch/errors.py'),

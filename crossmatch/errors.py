@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 
 # %% auto #0
-__all__ = ['USER_ERRORS', 'UserError', 'InputError', 'ConfigError', 'PathError', 'DeviceError', 'path_error', 'error_line']
+__all__ = ['USER_ERRORS', 'UserError', 'InputError', 'ConfigError', 'PathError', 'DeviceError', 'MissingPackageError',
+           'path_error', 'error_line']
 
 # %% ../nbs/00_errors.ipynb #264629d2
 class UserError(Exception):
@@ -28,6 +29,10 @@ class PathError(UserError, OSError):
 # %% ../nbs/00_errors.ipynb #c87ea463
 class DeviceError(UserError, RuntimeError):
     "A device the config names (e.g. `train.device=cuda`) that this machine does not have."
+
+# %% ../nbs/00_errors.ipynb #c07dbc76
+class MissingPackageError(UserError, ImportError):
+    "An optional package a feature needs is not installed; the message names the extra that installs it."
 
 # %% ../nbs/00_errors.ipynb #0bfd9bd8
 def path_error(error: OSError,  # what the system raised

@@ -13,6 +13,7 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign
 from .files import atomic_write
 from .roialign import LevelRoIAlign
+from .errors import MissingPackageError
 
 # %% auto #0
 __all__ = ['EXPORTERS', 'plain_detector', 'export_metadata', 'export_onnx', 'onnx_metadata', 'export_torchscript']
@@ -49,7 +50,7 @@ def export_onnx(model: FasterRCNN,  # a torchvision detector (a run's teacher or
                ) -> Path:
     "`model` as an ONNX graph of torchvision's detector: input `image` (3×H×W), outputs boxes, labels, scores; metadata inside."
     try: import onnx
-    except ImportError as e: raise ImportError("ONNX export needs the onnx package: pip install 'crossmatch[export]'") from e
+    except ImportError as e: raise MissingPackageError("ONNX export needs the onnx package: pip install 'crossmatch[export]'") from e
     plain, buffer = plain_detector(model).cpu(), io.BytesIO()
     example = torch.zeros(3, *input_size)
     with warnings.catch_warnings():  # the tracer's notes on constant sizes and the legacy exporter's deprecation

@@ -13,6 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torchvision.utils import draw_bounding_boxes
 from .files import atomic_write
+from .errors import MissingPackageError
 
 # %% auto #0
 __all__ = ['MetricsLog', 'read_metrics', 'final_metrics', 'draw_ap_curves', 'plot_ap_curves', 'tensorboard_tag', 'row_scalars',
@@ -131,7 +132,7 @@ class TensorBoardMetricsLog(MetricsLog):
     def __init__(self, path: str | Path, log_dir: str | Path):
         try: from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:
-            raise ImportError("train.tensorboard=true needs the tensorboard package: pip install 'crossmatch[tensorboard]'") from e
+            raise MissingPackageError("train.tensorboard=true needs the tensorboard package: pip install 'crossmatch[tensorboard]'") from e
         super().__init__(path)
         self.log_dir, self._summary_writer, self._writer, self._purge_step = Path(log_dir), SummaryWriter, None, None
 
