@@ -11,9 +11,12 @@ import pandas as pd
 from fastcore.basics import patch
 from .metrics import read_metrics, draw_ap_curves
 from .widgets import FigureWidget
+from .alarms import read_warnings
+from matplotlib.axes import Axes
 
 # %% auto #0
-__all__ = ['SAMPLING_PANELS', 'SamplingCurves', 'loss_terms', 'TrainingCurves']
+__all__ = ['SAMPLING_PANELS', 'SamplingCurves', 'loss_terms', 'draw_health_curves', 'draw_warning_marks', 'run_warnings',
+           'TrainingCurves']
 
 # %% ../nbs/42_curves.ipynb #c5f350a4
 SAMPLING_PANELS = {
@@ -68,14 +71,52 @@ def loss_terms(metrics: pd.DataFrame) -> list[str]:
                and not c.startswith('hard_false')]
     return ['loss'] + columns + (['soft_kl'] if 'soft_kl' in metrics.columns else [])
 
+# %% ../nbs/42_curves.ipynb #a1c0e002
+def draw_health_curves(density_ax: Axes, quality_ax: Axes, metrics: pd.DataFrame):
+    "Pseudo-boxes per image (training batches; validation, per model) against the validation GT density; their precision and recall."
+    train, evals = metrics[metrics.kind == 'train'], metrics[metrics.kind == 'eval']
+    if 'pseudo_boxes_per_image' in train and train.pseudo_boxes_per_image.notna().any():
+        density_ax.plot(train.iteration, train.pseudo_boxes_per_image, '.', alpha=.5, label='training batches')
+    for model, style in (('student', '-'), ('teacher', '--')):
+        rows = evals[evals.model == model] if 'model' in evals else evals[:0]
+        for ax, name, label in ((density_ax, 'pseudo_per_image', 'validation'), (quality_ax, 'pseudo_precision', 'precision'),
+                                (quality_ax, 'pseudo_recall', 'recall')):
+            column = f'{model}_val_{name}'
+            if column in rows and rows[column].notna().any():
+                ax.plot(rows.iteration, rows[column], style, marker='o', label=f'{label} ({model})')
+    truth = [c for c in ('student_val_gt_per_image', 'teacher_val_gt_per_image') if c in evals]
+    if truth: density_ax.plot(evals.iteration, evals[truth].max(axis=1), 'k:', label='ground truth (validation)')
+    density_ax.set_title('pseudo-boxes per image', fontsize=9); quality_ax.set_title('validation pseudo-labels, IoU 0.5', fontsize=9)
+    quality_ax.set_ylim(-0.02, 1.02)
+    for ax in (density_ax, quality_ax):
+        ax.set_xlabel('iteration', fontsize=8); ax.grid(alpha=.3)
+        if ax.lines: ax.legend(fontsize=7)
+        else: ax.text(0.5, 0.5, 'not logged by this run', ha='center', transform=ax.transAxes)
+
+# %% ../nbs/42_curves.ipynb #a1c0e006
+def draw_warning_marks(axes: Sequence[Axes], warnings: pd.DataFrame):
+    "A red vertical line on each of `axes` at the iteration each warning started, named on the first."
+    for i, (iteration, name) in enumerate(zip(warnings.iteration, warnings.name)):
+        for k, ax in enumerate(axes):
+            ax.axvline(iteration, color='tab:red', lw=1, alpha=.7)
+            if k == 0: ax.annotate(name, (iteration, 1), xycoords=('data', 'axes fraction'), rotation=90, fontsize=7,
+                                   color='tab:red', ha='right', va='top')
+
+# %% ../nbs/42_curves.ipynb #a1c0e007
+def run_warnings(run: str | Path | pd.DataFrame) -> pd.DataFrame:
+    "The warnings of the run a folder or metrics.csv belongs to; none for a frame."
+    if isinstance(run, pd.DataFrame): return read_warnings(Path('/nonexistent'))
+    path = Path(run)
+    return read_warnings(path if path.is_dir() else path.parent)
+
 # %% ../nbs/42_curves.ipynb #25ccb0fb
 class TrainingCurves(FigureWidget):
-    "Loss terms and the AP of teacher and student over iterations, from a run's metrics.csv."
-    figsize = (10, 3.8)
+    "Loss terms, the AP of teacher and student and the pseudo-label health over iterations, warnings marked, from a run's metrics.csv."
+    figsize = (10, 7)
 
     def __init__(self, run: str | Path | pd.DataFrame, terms: Sequence[str] | None = None, metric: str = 'AP'):
         super().__init__()
-        self.metrics = read_metrics(run)
+        self.metrics, self.warnings = read_metrics(run), run_warnings(run)
         available = loss_terms(self.metrics)
         evaluations = self.metrics[self.metrics.kind == 'eval']
         metrics = [c for c in evaluations.columns if c.startswith('AP') and evaluations[c].notna().any()]
@@ -111,10 +152,12 @@ def set_metric(self: TrainingCurves, metric: str):
 # %% ../nbs/42_curves.ipynb #723ec789
 @patch
 def draw(self: TrainingCurves):
-    "Loss terms (log scale) on the left; the metric of student and teacher on the right."
-    loss_ax, ap_ax = self.figure.subplots(1, 2)
+    "Loss terms (log scale) and the metric of student and teacher above; the pseudo-label health below; warnings marked."
+    (loss_ax, ap_ax), health = self.figure.subplots(2, 2)
     for term in self.terms: loss_ax.plot(self.losses.index, self.losses[term], marker='.', label=term)
     loss_ax.set_yscale('log'); loss_ax.set_xlabel('iteration'); loss_ax.set_title('loss terms', fontsize=9)
     if self.terms: loss_ax.legend(fontsize=7)
     draw_ap_curves(ap_ax, {'this run': self.metrics}, self.metric)
     ap_ax.set_title(f'{self.metric} on the evaluation set', fontsize=9)
+    draw_health_curves(*health, self.metrics)
+    draw_warning_marks([loss_ax, ap_ax, *health], self.warnings)

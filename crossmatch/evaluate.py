@@ -20,7 +20,7 @@ from .runtime import distributed_info
 
 # %% auto #0
 __all__ = ['COCO_SUMMARY', 'VOC_IOU_THRESHOLDS', 'class_keys', 'coco_evaluate', 'voc_ap', 'pascal_voc_evaluate', 'predict',
-           'evaluate_detector']
+           'gather_predictions', 'evaluate_detections', 'evaluate_detector']
 
 # %% ../nbs/34_evaluate.ipynb #dcd846f5
 def _category_lookup(label_to_category: Mapping[int, int] | Callable[[int], int], coco_gt: COCO) -> Callable[[int], int]:
@@ -221,18 +221,32 @@ def predict(model: torch.nn.Module,  # a torchvision detector (switched to eval 
     finally: model.train(was_training)
     return ids, detections
 
-# %% ../nbs/34_evaluate.ipynb #83ba19f7
-def evaluate_detector(model: torch.nn.Module, dataset: CocoDetection, device: torch.device,
-                      pascal: bool = False,  # add Pascal-style AP (the VOC protocol)
-                      max_images: int = 0,  # > 0: evaluate on the first `max_images` images only
-                     ) -> dict[str, float]:
-    "COCO-style AP (and Pascal-style AP if `pascal`) of `model` on `dataset`; the same dict on every rank."
+# %% ../nbs/34_evaluate.ipynb #5c0a7e21
+def gather_predictions(model: torch.nn.Module, dataset: CocoDetection, device: torch.device,
+                       max_images: int = 0,  # > 0: the first `max_images` images only
+                      ) -> tuple[list[int], list[dict]]:
+    "Image ids and detections (on the CPU) of every rank's share of `dataset`, the same lists on every rank."
     ids, detections = predict(model, dataset, device, max_images=max_images)
     rank, world = distributed_info()
     if world > 1:
         gathered = [None] * world
         dist.all_gather_object(gathered, (ids, detections))
         ids = [i for part in gathered for i in part[0]]; detections = [d for part in gathered for d in part[1]]
+    return ids, detections
+
+# %% ../nbs/34_evaluate.ipynb #9d41b6f3
+def evaluate_detections(dataset: CocoDetection, ids: Sequence[int], detections: Sequence[Mapping[str, torch.Tensor]],
+                        pascal: bool = False,  # add Pascal-style AP (the VOC protocol)
+                       ) -> dict[str, float]:
+    "COCO-style AP (and Pascal-style AP if `pascal`) of detections already made on `dataset`'s images `ids`."
     metrics = coco_evaluate(dataset.coco, ids, detections, dataset.category_map.to_category_ids)
     if pascal: metrics.update(pascal_voc_evaluate(dataset.coco, ids, detections, dataset.category_map.to_category_ids))
     return metrics
+
+# %% ../nbs/34_evaluate.ipynb #83ba19f7
+def evaluate_detector(model: torch.nn.Module, dataset: CocoDetection, device: torch.device,
+                      pascal: bool = False,  # add Pascal-style AP (the VOC protocol)
+                      max_images: int = 0,  # > 0: evaluate on the first `max_images` images only
+                     ) -> dict[str, float]:
+    "COCO-style AP (and Pascal-style AP if `pascal`) of `model` on `dataset`; the same dict on every rank."
+    return evaluate_detections(dataset, *gather_predictions(model, dataset, device, max_images), pascal)

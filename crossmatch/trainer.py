@@ -27,7 +27,9 @@ from crossmatch.checkpoint import (
     load_weights)
 from .files import remove_stale_temporaries
 from .metrics import MetricsLog, TensorBoardMetricsLog
-from .evaluate import evaluate_detector, predict
+from .evaluate import evaluate_detector, evaluate_detections, gather_predictions, predict
+from .health import coco_ground_truth, pseudo_label_health
+from .alarms import WARNINGS_LOG, AlarmThresholds, RunAlarms
 from .pseudo import pseudo_labels
 
 # %% auto #0
@@ -59,6 +61,7 @@ class Trainer:
                  resume: bool = False,  # continue from the run folder's newest checkpoint that loads
                  progress: bool = True,  # a progress bar (rank 0)
                  data: RunData | None = None,  # the run's datasets, if already built (the demo shares them)
+                 alarms: AlarmThresholds | None = None,  # when the training warnings start (`alarms`)
                 ):
         check_config(config)
         self.config, t = config, config.train
@@ -87,6 +90,7 @@ class Trainer:
         log = self.run_dir / 'metrics.csv'  # the record; TensorBoard, when asked for, mirrors it
         self.metrics = ((TensorBoardMetricsLog(log, self.run_dir / 'tensorboard') if t.tensorboard else MetricsLog(log))
                         if self.rank == 0 else None)
+        self.alarms = RunAlarms(self.run_dir / WARNINGS_LOG, alarms, lambda line: tqdm.write(line, file=sys.stderr)) if self.rank == 0 else None
         if resume: self.resume()
 
 # %% ../nbs/35_trainer.ipynb #9a651aae
@@ -132,7 +136,7 @@ def resume(self: Trainer, path: str | Path | None = None):
         if self.rank == 0: remove_stale_temporaries(self.run_dir)
         found = load_latest_checkpoint(self.run_dir, self.device, required)
         if found is None:  # a fresh start: the rows of an attempt that saved no checkpoint would be logged twice
-            if self.metrics is not None: self.metrics.truncate_after(0)
+            if self.metrics is not None: self.metrics.truncate_after(0); self.alarms.restart(0, [])
             return
         path, state = found
     else: state = load_checkpoint(path, self.device, required)
@@ -143,7 +147,8 @@ def resume(self: Trainer, path: str | Path | None = None):
     self.scaler.load_state_dict(state['scaler'])
     set_rng_state({k: (v.cpu() if isinstance(v, Tensor) else v) for k, v in state['rng'].items()})
     self.iteration, self.nonfinite = state['iteration'], state['nonfinite']
-    if self.metrics is not None: self.metrics.truncate_after(self.iteration)
+    if self.metrics is not None:
+        self.metrics.truncate_after(self.iteration); self.alarms.restart(self.iteration, self.metrics.rows)
 
 # %% ../nbs/35_trainer.ipynb #aebcea42
 @patch
@@ -173,16 +178,21 @@ def _rank0_buffers(model: torch.nn.Module, world: int):
 # %% ../nbs/35_trainer.ipynb #76d0f655
 @patch
 def evaluate(self: Trainer) -> dict[str, dict[str, float]]:
-    "AP of the student and (once it exists) the teacher, as rank 0 holds them; logged as CSV rows."
-    pascal = self.config.data.protocol == 'voc'
+    "AP of the student and (once it exists) the teacher, and their pseudo-label health, as rank 0 holds them; logged as CSV rows."
+    pascal, method, val = self.config.data.protocol == 'voc', self.config.method, self.data.val
     models = {'student': self.model}
-    if self.config.method.semi_supervised and self.iteration > self.config.train.burn_in: models['teacher'] = self.teacher.model
+    if method.semi_supervised and self.iteration > self.config.train.burn_in: models['teacher'] = self.teacher.model
     results = {}
     for name, model in models.items():
         with _rank0_buffers(model, self.world):
-            results[name] = evaluate_detector(model, self.data.val, self.device, pascal, self.config.train.max_eval_images)
+            ids, detections = gather_predictions(model, val, self.device, self.config.train.max_eval_images)
+        results[name] = evaluate_detections(val, ids, detections, pascal)
+        health = pseudo_label_health(detections, coco_ground_truth(val.coco, val.category_map, ids), method.delta,
+                                     method.pseudo_nms_iou, val.category_map.names[1:])
+        results[name].update({f'{name}_val_{k}': v for k, v in health.items()})
         if self.metrics is not None:
-            self.metrics.append(dict(iteration=self.iteration, kind='eval', model=name, **results[name]))
+            row = dict(iteration=self.iteration, kind='eval', model=name, **results[name])
+            self.metrics.append(row); self.alarms.observe(row)
     return results
 
 # %% ../nbs/35_trainer.ipynb #254209aa
@@ -227,13 +237,14 @@ def step(self: Trainer, labeled, unlabeled) -> dict:
     if finite:
         self.nonfinite = 0
         self.scaler.scale(result.loss).backward()
-        if t.clip_grad_norm > 0:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad_norm)
+        self.scaler.unscale_(self.optimizer)  # the norm of the true gradients (a no-op without AMP)
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad_norm) if t.clip_grad_norm > 0
+                          else torch.nn.utils.get_total_norm(grads))
         self.scaler.step(self.optimizer); self.scaler.update()
         if semi: self.teacher.update(self.model)
     else:
-        self.nonfinite += 1
+        self.nonfinite, grad_norm = self.nonfinite + 1, float('nan')
         if self.nonfinite >= t.max_nonfinite:
             raise FloatingPointError(f"iteration {self.iteration}: {self.nonfinite} non-finite losses in a row "
                                      f"(train.max_nonfinite={t.max_nonfinite}); last terms {result.terms}")
@@ -242,7 +253,7 @@ def step(self: Trainer, labeled, unlabeled) -> dict:
     self.iteration += 1
     losses = self._mean_over_ranks(dict(loss=float(result.loss.detach()), **result.terms))
     return dict(iteration=self.iteration, kind='train', phase='semi' if semi else 'burn-in', lr=lr,
-                loss=losses.pop('loss'), skipped=int(not finite), **losses, **result.diagnostics,
+                loss=losses.pop('loss'), skipped=int(not finite), grad_norm=grad_norm, **losses, **result.diagnostics,
                 sec_per_iter=time.perf_counter() - started)
 
 # %% ../nbs/35_trainer.ipynb #1a58b3ef
@@ -258,7 +269,9 @@ def fit(self: Trainer, stop_at: int | None = None) -> pd.DataFrame | None:
     while self.iteration < end:
         labeled, unlabeled = next(batches)
         row = self.step(labeled, unlabeled)
-        if self.iteration % t.log_every == 0 and self.metrics is not None: self.metrics.append(row)
+        if self.metrics is not None:
+            if self.iteration % t.log_every == 0: self.metrics.append(row)
+            self.alarms.observe(row)  # every iteration: a spike between two logged rows counts too
         bar.update(1)
         bar.set_postfix(loss=f"{row['loss']:.3f}", pseudo=f"{row.get('pseudo_boxes_per_image', 0):.2f}")
         if self.iteration % t.eval_every == 0 or self.iteration == t.iterations: self.evaluate()
