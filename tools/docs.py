@@ -35,12 +35,12 @@ def layer_map(index: Path) -> list[tuple[str, list[str]]]:
         first = line.split('|')[1].strip() if line.startswith('|') else ''
         if first.startswith('**'): layers.append((first.strip('*'), []))
         elif layers and first:
-            numbers = re.findall(r'`(\d\d)(?:_\w+)?`', first)
+            names = re.findall(r'`(\d\d(?:_\w+)?)`', first)  # a full name, or a number where it is unique
             span = re.fullmatch(r'`(\d\d)`\s*[–-]\s*`(\d\d)`', first)
-            if span: numbers = [f'{n:02d}' for n in range(int(span[1]), int(span[2]) + 1)]
-            missing = [n for n in numbers if n not in by_number]
+            if span: names = [f'{n:02d}' for n in range(int(span[1]), int(span[2]) + 1)]
+            missing = [n for n in names if n not in stems and n not in by_number]
             if missing: raise SystemExit(f"nbs/index.ipynb: the map names notebooks {missing} that nbs/ does not have")
-            layers[-1][1].extend(by_number[n] for n in numbers)
+            layers[-1][1].extend(n if n in stems else by_number[n] for n in names)
     listed = [stem for _, group in layers for stem in group]
     unlisted = sorted(set(stems) - set(listed))
     twice = sorted({s for s in listed if listed.count(s) > 1})
