@@ -242,7 +242,7 @@ REPORT_RUN = ['data.shapes_preset=quick', 'data.percent=10', f'data.root={ROOT /
               'train.checkpoint_every=4', 'train.batch_labeled=2', 'train.batch_unlabeled=2', 'train.max_eval_images=4']
 
 
-def test_run_report_opens_and_its_plots_render(tmp_path):
+def test_run_report_opens_and_its_plots_render(tmp_path, browser):
     "`crossmatch report` of a short run, opened from disk in Chromium: every embedded PNG decodes and has a width."
     from crossmatch.config import config_from_args
     from crossmatch.report import write_report
@@ -251,18 +251,16 @@ def test_run_report_opens_and_its_plots_render(tmp_path):
     Trainer(config_from_args('shapes', overrides=REPORT_RUN, output=str(run)), progress=False).fit()
     page_path = write_report(run, images=2)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            page = browser.new_page(viewport={'width': 1200, 'height': 900})
-            page.goto(page_path.resolve().as_uri())
-            images = page.locator('img')
-            assert images.count() == 2
-            for i in range(images.count()):
-                page.wait_for_function('(img) => img.complete', arg=images.nth(i).element_handle())
-            widths = page.evaluate("() => [...document.images].map(img => img.naturalWidth)")
-            assert all(w > 0 for w in widths), widths
-            assert page.locator('h2').all_inner_texts()[:2] == ['Curves', 'Warnings']
-            page.screenshot(path=SCREENSHOTS / 'report.png', full_page=True)
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={'width': 1200, 'height': 900})
+    try:
+        page.goto(page_path.resolve().as_uri())
+        images = page.locator('img')
+        assert images.count() == 2
+        for i in range(images.count()):
+            page.wait_for_function('(img) => img.complete', arg=images.nth(i).element_handle())
+        widths = page.evaluate("() => [...document.images].map(img => img.naturalWidth)")
+        assert all(w > 0 for w in widths), widths
+        assert page.locator('h2').all_inner_texts()[:2] == ['Curves', 'Warnings']
+        page.screenshot(path=SCREENSHOTS / 'report.png', full_page=True)
+    finally:
+        page.close()
