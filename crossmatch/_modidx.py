@@ -415,6 +415,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'crossmatch/pretrain.py'),
                                      'crossmatch.pretrain.PretrainImages.__iter__': ( 'pretrain.html#pretrainimages.__iter__',
                                                                                       'crossmatch/pretrain.py'),
+                                     'crossmatch.pretrain.PretrainImages._indices': ( 'pretrain.html#pretrainimages._indices',
+                                                                                      'crossmatch/pretrain.py'),
                                      'crossmatch.pretrain._learning_rate': ('pretrain.html#_learning_rate', 'crossmatch/pretrain.py'),
                                      'crossmatch.pretrain.family_colour': ('pretrain.html#family_colour', 'crossmatch/pretrain.py'),
                                      'crossmatch.pretrain.held_out_score': ('pretrain.html#held_out_score', 'crossmatch/pretrain.py'),

@@ -72,21 +72,27 @@ def render_pretrain_image(task: str,  # one of `PRETRAIN_TASKS`
 DETECTOR_MEAN, DETECTOR_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # FasterRCNN's default image_mean/std
 
 class PretrainImages(IterableDataset):
-    "Endless (image, multi-hot target) pairs of a pretraining task, rendered on the fly from index `start` on."
-    def __init__(self, task: str, seed: int, size: int = 64, start: int = 0, stop: int | None = None):
-        self.task, self.seed, self.size, self.start, self.stop = task, seed, size, start, stop
+    "(image, multi-hot target) pairs of a pretraining task, rendered on the fly from index `start` on (to `stop`)."
+    def __init__(self, task: str, seed: int, size: int = 64, start: int = 0, stop: int | None = None,
+                 block: int = 1):  # consecutive indices a loader worker renders in turn: the loader's batch size
+        self.task, self.seed, self.size, self.start, self.stop, self.block = task, seed, size, start, stop, block
 
-    def __iter__(self):
+    def _indices(self):
+        "This worker's indices: blocks w, w + N, w + 2N, ... of `block` indices, so that batches come in index order."
         worker = get_worker_info()
         offset, step = (0, 1) if worker is None else (worker.id, worker.num_workers)
-        index = self.start + offset
-        while self.stop is None or index < self.stop:
+        first = self.start + offset * self.block
+        while self.stop is None or first < self.stop:
+            yield from range(first, first + self.block if self.stop is None else min(first + self.block, self.stop))
+            first += step * self.block
+
+    def __iter__(self):
+        for index in self._indices():
             image, labels = render_pretrain_image(self.task, self.seed, index, self.size)
             target = torch.zeros(len(PRETRAIN_CATEGORIES))
             target[labels] = 1
             pixels = TF.to_dtype(torch.from_numpy(image).permute(2, 0, 1), torch.float32, scale=True)
             yield TF.normalize(pixels, DETECTOR_MEAN, DETECTOR_STD), target
-            index += step
 
 # %% ../nbs/14_pretrain.ipynb #bd869c44
 @dataclass(frozen=True)
@@ -169,7 +175,8 @@ def train_backbone(config: PretrainConfig, workers: int = 1,  # loader processes
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]  # biases and norms, as usual
     optimizer = torch.optim.SGD([{'params': decay, 'weight_decay': config.weight_decay},
                                  {'params': no_decay, 'weight_decay': 0.}], lr=config.lr, momentum=0.9)
-    stream = PretrainImages(config.task, config.seed, config.image_size, 0, config.steps * config.batch_size)
+    stream = PretrainImages(config.task, config.seed, config.image_size, 0, config.steps * config.batch_size,
+                            block=config.batch_size)
     loader = DataLoader(stream, batch_size=config.batch_size, num_workers=workers, persistent_workers=False)
     started, losses = time.perf_counter(), []
     model.train()
