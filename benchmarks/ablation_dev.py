@@ -19,12 +19,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from crossmatch.ablation import paired_difference
-from crossmatch.checkpoint import load_detectors
-from crossmatch.data import CocoDetection
-from crossmatch.evaluate import evaluate_detector
-from crossmatch.inference import run_category_map
-from crossmatch.shapes import ShapesPreset, generate_shapes
+from crossmatch.training.ablation import paired_difference
+from crossmatch.training.checkpoint import load_detectors
+from crossmatch.data.coco import CocoDetection
+from crossmatch.training.evaluate import evaluate_detector
+from crossmatch.training.inference import run_category_map
+from crossmatch.data.shapes import ShapesPreset, generate_shapes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import header  # noqa: E402

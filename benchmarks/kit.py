@@ -16,10 +16,10 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.ops import MultiScaleRoIAlign
 
-from crossmatch.config import Config, config_from_args
-from crossmatch.model import detector_config, tiny_fpn_backbone
-from crossmatch.roialign import LevelRoIAlign
-from crossmatch.trainer import Trainer
+from crossmatch.training.config import Config, config_from_args
+from crossmatch.model.detector import detector_config, tiny_fpn_backbone
+from crossmatch.model.roialign import LevelRoIAlign
+from crossmatch.training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ('tiny', 'paper')

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from crossmatch.augment import TwoStreamLoader, WeakStrong, paper_resize
-from crossmatch.model import detector_config
-from crossmatch.trainer import Trainer
+from crossmatch.data.augment import TwoStreamLoader, WeakStrong, paper_resize
+from crossmatch.model.detector import detector_config
+from crossmatch.training.trainer import Trainer
 from kit import check_threads, past_burn_in, run_config
 from machine import header
 

@@ -21,11 +21,11 @@ import pandas as pd
 import torch
 from torchvision.ops import box_iou
 
-from crossmatch.checkpoint import list_checkpoints, load_detectors
-from crossmatch.data import CocoDetection
-from crossmatch.datasets import build_data
-from crossmatch.evaluate import predict
-from crossmatch.pseudo import pseudo_labels
+from crossmatch.training.checkpoint import list_checkpoints, load_detectors
+from crossmatch.data.coco import CocoDetection
+from crossmatch.data.datasets import build_data
+from crossmatch.training.evaluate import predict
+from crossmatch.method.pseudo import pseudo_labels
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import header  # noqa: E402

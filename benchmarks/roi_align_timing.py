@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torchvision.ops import roi_align
 
-from crossmatch.roialign import grid_roi_align
+from crossmatch.model.roialign import grid_roi_align
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import header  # noqa: E402

@@ -48,8 +48,8 @@ def run(kit: Path, args: list[str], cwd: Path) -> float:
 ITERATION_DRIVER = """
 import json, sys, time
 import pandas as pd
-from crossmatch.config import config_from_args
-from crossmatch.trainer import Trainer
+from crossmatch.training.config import config_from_args
+from crossmatch.training.trainer import Trainer
 out, data, semi = sys.argv[1], sys.argv[2], int(sys.argv[3])
 warm = 15  # burn-in 10, then 5 CrossMatch iterations before the clock starts
 config = config_from_args('shapes', method='crossmatch', output=out, overrides=[

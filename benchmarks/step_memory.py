@@ -54,7 +54,7 @@ def reset_peak() -> bool:
 
 def child(method: str, device: str, threads: int, warmup: int, steps: int) -> dict:
     "Set up, warm up, then the peak memory growth of `steps` steps of `method` (runs in its own process)."
-    from crossmatch.trainer import Trainer
+    from crossmatch.training.trainer import Trainer
     from kit import check_threads, past_burn_in, run_config
     with tempfile.TemporaryDirectory() as scratch:
         trainer = past_burn_in(Trainer(run_config(method, Path(scratch) / method, 'tiny', threads=threads, device=device),

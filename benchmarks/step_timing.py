@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from crossmatch.trainer import Trainer
+from crossmatch.training.trainer import Trainer
 from kit import BATCH, check_threads, describe, past_burn_in, run_config
 from machine import header
 

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import torch
 
-from crossmatch.data import float_image
-from crossmatch.datasets import build_data
-from crossmatch.evaluate import predict
-from crossmatch.model import build_model
+from crossmatch.data.coco import float_image
+from crossmatch.data.datasets import build_data
+from crossmatch.training.evaluate import predict
+from crossmatch.model.detector import build_model
 from kit import check_threads, describe, run_config, stock_twin
 from machine import header
 

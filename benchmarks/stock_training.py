@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from crossmatch.trainer import Trainer
+from crossmatch.training.trainer import Trainer
 from kit import check_threads, describe, in_burn_in, run_config, stock_twin
 from machine import header
 

@@ -5,12 +5,12 @@
 # %% ../nbs/38_cli.ipynb #7513dd4b
 from __future__ import annotations
 import argparse, sys, traceback
-from .config import PRESETS
-from .errors import USER_ERRORS, error_line
-from .export import EXPORTERS
-from .method import METHODS, METHOD_SETTINGS
-from .pretrain import PRETRAIN_TASKS, PretrainConfig
-from .shapes import SHAPES_PRESETS
+from .training.config import PRESETS
+from .data.errors import USER_ERRORS, error_line
+from .model.export import EXPORTERS
+from .method.config import METHODS, METHOD_SETTINGS
+from .model.pretrain import PRETRAIN_TASKS, PretrainConfig
+from .data.shapes import SHAPES_PRESETS
 from .commands import (  # train_config and parse_variants: importable from here, as before the split
     cmd_data, cmd_pretrain, cmd_convert_voc, cmd_convert_yolo, train_config, cmd_train, cmd_eval,
                                  cmd_predict, cmd_pseudo_label, cmd_demo, parse_variants, cmd_ablation, cmd_report, cmd_export)
@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                           ('val-json', "COCO JSON of the evaluation images"), ('val-images', "folder of the evaluation images")):
         p.add_argument(f'--{flag}', help=f"{meaning} (data.{flag.replace('-', '_')}; presets own-cpu, own-gpu)")
     p.add_argument('--percent', type=float, help="labeled percentage of the training images, the rest unlabeled (data.percent)")
-    _add_set(p, "override config fields, e.g. --set train.lr=0.02 data.percent=5; may be repeated (see crossmatch.config)")
+    _add_set(p, "override config fields, e.g. --set train.lr=0.02 data.percent=5; may be repeated (see crossmatch.training.config)")
     p.add_argument('--no-progress', action='store_true', help="no progress bar (logs still go to metrics.csv)")
     p.set_defaults(func=cmd_train)
 

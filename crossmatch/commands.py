@@ -7,24 +7,24 @@ from __future__ import annotations
 import argparse, json, re, shlex, time
 from pathlib import Path
 import torch
-from .ablation import run_ablation, setting_overrides
-from .checkpoint import Detectors, latest_checkpoint, load_detectors
-from .config import Config, config_from_args
-from .convert import voc_to_coco, yolo_to_coco
-from .data import annotation_boxes
-from .datasets import build_data
-from .demo import run_demo
-from .evaluate import evaluate_detector
-from .export import EXPORTERS
-from .inference import export_pseudo_labels, predict_images, run_category_map
-from .levels import level_table
-from .method import METHOD_SETTINGS
-from .metrics import final_metrics
-from .runtime import select_device
-from .pretrain import PretrainConfig, pretrained_backbone, pretrained_backbone_path
-from .shapes import generate_shapes, shapes_report
-from .trainer import Trainer
-from .report import write_report
+from .training.ablation import run_ablation, setting_overrides
+from .training.checkpoint import Detectors, latest_checkpoint, load_detectors
+from .training.config import Config, config_from_args
+from .data.convert import voc_to_coco, yolo_to_coco
+from .data.coco import annotation_boxes
+from .data.datasets import build_data
+from .training.demo import run_demo
+from .training.evaluate import evaluate_detector
+from .model.export import EXPORTERS
+from .training.inference import export_pseudo_labels, predict_images, run_category_map
+from .model.levels import level_table
+from .method.config import METHOD_SETTINGS
+from .training.metrics import final_metrics
+from .training.runtime import select_device
+from .model.pretrain import PretrainConfig, pretrained_backbone, pretrained_backbone_path
+from .data.shapes import generate_shapes, shapes_report
+from .training.trainer import Trainer
+from .views.report import write_report
 
 # %% auto #0
 __all__ = ['cmd_data', 'cmd_pretrain', 'cmd_convert_voc', 'cmd_convert_yolo', 'train_config', 'cmd_train', 'load_run_model',

@@ -1,6 +1,6 @@
 """Helpers shared by the test files."""
 from pathlib import Path
-from crossmatch.config import config_from_args
+from crossmatch.training.config import config_from_args
 
 REPO = Path(__file__).resolve().parents[1]
 

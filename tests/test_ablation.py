@@ -12,13 +12,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from crossmatch.ablation import plan_ablation, run_ablation, summarize_ablation
-from crossmatch.checkpoint import checkpoint_path
+from crossmatch.training.ablation import plan_ablation, run_ablation, summarize_ablation
+from crossmatch.training.checkpoint import checkpoint_path
 from crossmatch.cli import main
-from crossmatch.config import get_preset
-from crossmatch.method import method_name
-from crossmatch.shapes import generate_shapes
-from crossmatch.trainer import Trainer
+from crossmatch.training.config import get_preset
+from crossmatch.method.config import method_name
+from crossmatch.data.shapes import generate_shapes
+from crossmatch.training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 SHORT = [f'data.root={REPO / "data"}', 'data.num_workers=0', 'train.iterations=4', 'train.burn_in=2',

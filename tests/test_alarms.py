@@ -8,9 +8,9 @@ warnings fire at their defaults.
 """
 from pathlib import Path
 import pytest
-from crossmatch.alarms import AlarmThresholds, read_warnings
-from crossmatch.config import config_from_args
-from crossmatch.trainer import Trainer
+from crossmatch.method.alarms import AlarmThresholds, read_warnings
+from crossmatch.training.config import config_from_args
+from crossmatch.training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = ['data.shapes_preset=quick', 'data.percent=10', f'data.root={REPO / "data"}', 'data.num_workers=0',

@@ -1,4 +1,4 @@
-"Longer checks of crossmatch.augment: worker counts, DDP shards over several epochs, resuming, distributed defaults."
+"Longer checks of crossmatch.data.augment: worker counts, DDP shards over several epochs, resuming, distributed defaults."
 from itertools import islice
 
 import pytest
@@ -7,8 +7,8 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from crossmatch import augment
-from crossmatch.augment import TwoStreamLoader, WeakStrong, strong_photometric, ERASING_TABLE5
+from crossmatch.data import augment
+from crossmatch.data.augment import TwoStreamLoader, WeakStrong, strong_photometric, ERASING_TABLE5
 
 
 class RandomBoxes(Dataset):

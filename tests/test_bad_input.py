@@ -20,10 +20,10 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from crossmatch import checkpoint
-from crossmatch.checkpoint import checkpoint_path, load_checkpoint
+from crossmatch.training import checkpoint
+from crossmatch.training.checkpoint import checkpoint_path, load_checkpoint
 from crossmatch.cli import main
-from crossmatch.data import CocoDetection
+from crossmatch.data.coco import CocoDetection
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ['model.min_size=64', 'model.max_size=64', 'data.num_workers=0', 'train.burn_in=0', 'train.warmup_iters=1',

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torchvision import tv_tensors
 
-from crossmatch.convert import voc_to_coco
-from crossmatch.data import CocoDetection, load_coco
+from crossmatch.data.convert import voc_to_coco
+from crossmatch.data.coco import CocoDetection, load_coco
 
 SHARED = Path(os.environ.get('CROSSMATCH_SHARED_DATA', Path(__file__).resolve().parents[1].parent / 'shared' / 'data'))
 BCCD = SHARED / 'bccd' / 'BCCD'

@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from crossmatch.checkpoint import load_checkpoint
-from crossmatch.config import config_from_args
-from crossmatch.trainer import Trainer
+from crossmatch.training.checkpoint import load_checkpoint
+from crossmatch.training.config import config_from_args
+from crossmatch.training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get('CROSSMATCH_SHARED_DATA', REPO.parent / 'shared' / 'data'))

@@ -244,9 +244,9 @@ REPORT_RUN = ['data.shapes_preset=quick', 'data.percent=10', f'data.root={ROOT /
 
 def test_run_report_opens_and_its_plots_render(tmp_path, browser):
     "`crossmatch report` of a short run, opened from disk in Chromium: every embedded PNG decodes and has a width."
-    from crossmatch.config import config_from_args
-    from crossmatch.report import write_report
-    from crossmatch.trainer import Trainer
+    from crossmatch.training.config import config_from_args
+    from crossmatch.views.report import write_report
+    from crossmatch.training.trainer import Trainer
     run = tmp_path / 'run'
     Trainer(config_from_args('shapes', overrides=REPORT_RUN, output=str(run)), progress=False).fit()
     page_path = write_report(run, images=2)

@@ -14,8 +14,8 @@ import yaml
 from PIL import Image
 
 from crossmatch.cli import build_parser, main, train_config
-from crossmatch.data import load_coco
-from crossmatch.shapes import generate_shapes
+from crossmatch.data.coco import load_coco
+from crossmatch.data.shapes import generate_shapes
 
 REPO = Path(__file__).resolve().parents[1]
 SHORT = ['data.shapes_preset=quick', f'data.root={REPO / "data"}', 'data.num_workers=0', 'train.burn_in=2',

@@ -4,8 +4,8 @@ import json
 import pytest
 from PIL import Image
 
-from crossmatch.convert import yolo_to_coco
-from crossmatch.data import CocoDetection
+from crossmatch.data.convert import yolo_to_coco
+from crossmatch.data.coco import CocoDetection
 
 
 def ultralytics_export(root, labels: dict, size=(1024, 768), names='names:\n  0: car\n  1: person\n'):

@@ -33,9 +33,9 @@ import pandas as pd
 import pytest
 import torch
 
-from crossmatch.checkpoint import load_checkpoint, load_detectors
-from crossmatch.datasets import build_data
-from crossmatch.evaluate import evaluate_detector
+from crossmatch.training.checkpoint import load_checkpoint, load_detectors
+from crossmatch.data.datasets import build_data
+from crossmatch.training.evaluate import evaluate_detector
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = ['data.shapes_preset=quick', 'data.percent=10', f'data.root={REPO / "data"}', 'data.num_workers=0',
@@ -119,9 +119,9 @@ import json, sys
 from pathlib import Path
 import torch
 from PIL import Image
-from crossmatch.data import CocoDetection
-from crossmatch.evaluate import evaluate_detector
-from crossmatch.runtime import init_distributed
+from crossmatch.data.coco import CocoDetection
+from crossmatch.training.evaluate import evaluate_detector
+from crossmatch.training.runtime import init_distributed
 
 folder, out = Path(sys.argv[1]), Path(sys.argv[2])
 rank, world = init_distributed(torch.device('cpu'))

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.distributed as dist
 from torch import nn
-from crossmatch.ema import MeanTeacher, unwrap_model
+from crossmatch.method.ema import MeanTeacher, unwrap_model
 
 
 def free_port() -> int:

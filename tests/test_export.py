@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from crossmatch.checkpoint import load_detectors
+from crossmatch.training.checkpoint import load_detectors
 from crossmatch.cli import main
-from crossmatch.data import float_image, load_rgb_image
-from crossmatch.export import onnx_metadata
-from crossmatch.inference import run_category_map
-from crossmatch.shapes import generate_shapes
+from crossmatch.data.coco import float_image, load_rgb_image
+from crossmatch.model.export import onnx_metadata
+from crossmatch.training.inference import run_category_map
+from crossmatch.data.shapes import generate_shapes
 
 onnxruntime = pytest.importorskip('onnxruntime', reason="the export extra: pip install 'crossmatch[export]'")
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from crossmatch.checkpoint import load_checkpoint, latest_checkpoint
-from crossmatch.config import config_from_args
-from crossmatch.trainer import Trainer
+from crossmatch.training.checkpoint import load_checkpoint, latest_checkpoint
+from crossmatch.training.config import config_from_args
+from crossmatch.training.trainer import Trainer
 from conftest import paper_run_config, record_rpn_sizes
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import torch
 
-from crossmatch.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint
-from crossmatch.metrics import MetricsLog
+from crossmatch.training.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint
+from crossmatch.training.metrics import MetricsLog
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = ['data.shapes_preset=quick', 'data.percent=10', f'data.root={REPO / "data"}', 'data.num_workers=0',
@@ -163,8 +163,8 @@ def test_resume_refuses_in_one_line_when_no_checkpoint_loads(runs, tmp_path):
 
 def test_resume_without_a_checkpoint_starts_afresh_with_the_old_rows_set_aside(tmp_path):
     "Rows of an attempt that saved no checkpoint are moved to metrics.discarded.csv, not logged twice."
-    from crossmatch.config import config_from_args
-    from crossmatch.trainer import Trainer
+    from crossmatch.training.config import config_from_args
+    from crossmatch.training.trainer import Trainer
     config = config_from_args('shapes', overrides=QUICK, method='crossmatch', output=str(tmp_path / 'run'))
     first = Trainer(config, progress=False)
     first.metrics.append(dict(iteration=1, kind='train', loss=2.5))
@@ -175,8 +175,8 @@ def test_resume_without_a_checkpoint_starts_afresh_with_the_old_rows_set_aside(t
 
 def test_a_branch_keeps_its_own_ema_rate(tmp_path):
     "A run branched from a burn-in with another α uses its own: the checkpoint's α once silently replaced it (issue 12)."
-    from crossmatch.config import apply_overrides, config_from_args
-    from crossmatch.trainer import Trainer
+    from crossmatch.training.config import apply_overrides, config_from_args
+    from crossmatch.training.trainer import Trainer
     burn_in = config_from_args('shapes', overrides=QUICK + ['train.iterations=4'], method='supervised',
                                output=str(tmp_path / 'burn-in'))
     Trainer(burn_in, progress=False).fit()

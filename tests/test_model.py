@@ -1,7 +1,7 @@
-"Checks of crossmatch.model that write files or train: weights files, a run's model, and a supervised step of the tiny detector."
+"Checks of crossmatch.model.detector that write files or train: weights files, a run's model, and a supervised step of the tiny detector."
 import pytest
 import torch
-from crossmatch.model import ModelConfig, build_detector, build_model
+from crossmatch.model.detector import ModelConfig, build_detector, build_model
 
 
 def test_weights_file_that_is_not_a_state_dict_names_the_file(tmp_path):

@@ -10,12 +10,12 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
-from crossmatch.augment import TwoStreamLoader, WeakStrong, paper_resize
-from crossmatch.config import config_from_args, get_preset
-from crossmatch.method import MethodConfig
-from crossmatch.model import LoaderSizedTransform, ModelConfig, build_model
-from crossmatch.step import StudentLosses, train_step
-from crossmatch.trainer import Trainer
+from crossmatch.data.augment import TwoStreamLoader, WeakStrong, paper_resize
+from crossmatch.training.config import config_from_args, get_preset
+from crossmatch.method.config import MethodConfig
+from crossmatch.model.detector import LoaderSizedTransform, ModelConfig, build_model
+from crossmatch.method.step import StudentLosses, train_step
+from crossmatch.training.trainer import Trainer
 from conftest import paper_run_config, record_rpn_sizes
 
 

@@ -5,10 +5,10 @@ from unittest import mock
 import pytest
 import torch
 
-from crossmatch import pretrain
+from crossmatch.model import pretrain
 from crossmatch.cli import main
-from crossmatch.model import ModelConfig, build_model
-from crossmatch.pretrain import PretrainConfig, pretrained_backbone, pretrained_backbone_path, train_backbone
+from crossmatch.model.detector import ModelConfig, build_model
+from crossmatch.model.pretrain import PretrainConfig, pretrained_backbone, pretrained_backbone_path, train_backbone
 
 TINY = dict(steps=2, batch_size=4, warmup_steps=1)
 

@@ -1,11 +1,11 @@
 """The hard branch end to end on the tiny detector: teacher pass → pseudo-labels → student RPN and RoI sampling; and
 what the unsupervised terms may train (no box regression from pseudo-labels)."""
 import torch
-from crossmatch.model import build_detector
-from crossmatch.multiscale import predict_every_level, student_features, teacher_forward
-from crossmatch.pseudo import pseudo_labels
-from crossmatch.diagnostics import sampled_roi_counts
-from crossmatch.step import UnlabeledInputs, unsupervised_losses
+from crossmatch.model.detector import build_detector
+from crossmatch.model.multiscale import predict_every_level, student_features, teacher_forward
+from crossmatch.method.pseudo import pseudo_labels
+from crossmatch.method.diagnostics import sampled_roi_counts
+from crossmatch.method.step import UnlabeledInputs, unsupervised_losses
 
 
 def test_teacher_pseudo_labels_train_the_student():

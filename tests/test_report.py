@@ -3,8 +3,8 @@ from pathlib import Path
 import re
 import pytest
 from crossmatch.cli import main
-from crossmatch.config import config_from_args
-from crossmatch.trainer import Trainer
+from crossmatch.training.config import config_from_args
+from crossmatch.training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = ['data.shapes_preset=quick', 'data.percent=10', f'data.root={REPO / "data"}', 'data.num_workers=0',

@@ -1,8 +1,8 @@
 "Slower checks of the shapes generator: whole-preset determinism, atomic writes when generation fails."
 from dataclasses import asdict, replace
 import pytest
-from crossmatch import shapes
-from crossmatch.shapes import SHAPES_PRESETS, ShapesPaths, generate_shapes
+from crossmatch.data import shapes
+from crossmatch.data.shapes import SHAPES_PRESETS, ShapesPaths, generate_shapes
 
 
 def test_default_preset_differs_from_quick_only_in_size():

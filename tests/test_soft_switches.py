@@ -6,11 +6,11 @@ from dataclasses import fields
 import pytest
 import torch
 from torch.distributions import Categorical, kl_divergence
-from crossmatch.config import Config, check_config
-from crossmatch.losses import KL_DIRECTIONS, LEVEL_REDUCTIONS, soft_kl_per_roi
-from crossmatch.method import METHOD_SETTINGS, MethodConfig
-from crossmatch.ohem import OHEM_RAMPS, OHEM_SCOPES, ohem_k_at, ohem_select
-from crossmatch.step import WEIGHT_SCHEDULES, consistency_weights, total_loss
+from crossmatch.training.config import Config, check_config
+from crossmatch.method.losses import KL_DIRECTIONS, LEVEL_REDUCTIONS, soft_kl_per_roi
+from crossmatch.method.config import METHOD_SETTINGS, MethodConfig
+from crossmatch.method.ohem import OHEM_RAMPS, OHEM_SCOPES, ohem_k_at, ohem_select
+from crossmatch.method.step import WEIGHT_SCHEDULES, consistency_weights, total_loss
 
 
 def test_kl_equals_torch_in_both_directions():

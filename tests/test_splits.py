@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from crossmatch.splits import (coco_standard_data, coco_standard_split, read_unbiased_teacher_split,
+from crossmatch.data.splits import (coco_standard_data, coco_standard_split, read_unbiased_teacher_split,
                                voc0712_data)
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ("from crossmatch.splits import coco_standard_split; import random; random.seed({salt}); "
+SAMPLE = ("from crossmatch.data.splits import coco_standard_split; import random; random.seed({salt}); "
           "ids = list(range(5, 50000, 7)); random.shuffle(ids); "
           "print(coco_standard_split(set(ids), 1, 3).labeled)")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from crossmatch.config import apply_overrides, get_preset
-from crossmatch.trainer import Trainer
+from crossmatch.training.config import apply_overrides, get_preset
+from crossmatch.training.trainer import Trainer
 
 event_accumulator = pytest.importorskip('tensorboard.backend.event_processing.event_accumulator',
                                         reason="the tensorboard extra: pip install 'crossmatch[tensorboard]'")

@@ -3,17 +3,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from crossmatch.data import float_image
-from crossmatch.config import apply_overrides, get_preset
-from crossmatch.method import MethodConfig
-from crossmatch.ema import MeanTeacher
-from crossmatch.model import ModelConfig, build_model
-from crossmatch.multiscale import teacher_forward
-from crossmatch.pseudo import pseudo_labels
-from crossmatch.trainer import Trainer
-from crossmatch.analysis import load_run, training_batch
-from crossmatch.widgets import LevelPredictionViewer, OHEMViewer, PseudoLabelExplorer, SampledRoIViewer
-from crossmatch.curves import SamplingCurves, TrainingCurves
+from crossmatch.data.coco import float_image
+from crossmatch.training.config import apply_overrides, get_preset
+from crossmatch.method.config import MethodConfig
+from crossmatch.method.ema import MeanTeacher
+from crossmatch.model.detector import ModelConfig, build_model
+from crossmatch.model.multiscale import teacher_forward
+from crossmatch.method.pseudo import pseudo_labels
+from crossmatch.training.trainer import Trainer
+from crossmatch.views.analysis import load_run, training_batch
+from crossmatch.views.widgets import LevelPredictionViewer, OHEMViewer, PseudoLabelExplorer, SampledRoIViewer
+from crossmatch.views.curves import SamplingCurves, TrainingCurves
 
 DATA_ROOT = Path(__file__).resolve().parents[1] / 'data'
 

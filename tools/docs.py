@@ -86,8 +86,12 @@ def api_page(layers: list[tuple[str, list[str]]]) -> str:
         if not modules: continue
         lines += [f'## {layer}', '']
         for stem, name in modules:
-            module = importlib.import_module(f'crossmatch.{name}')
-            lines += [f'### `crossmatch.{name}`', '', f'{inspect.getdoc(module) or ""} ([`{stem}`]({stem}.ipynb))', '']
+            dotted = 'crossmatch' if name == '__init__' else f'crossmatch.{name}'
+            module = importlib.import_module(dotted)
+            lines += [f'### `{dotted}`', '', f'{inspect.getdoc(module) or ""} ([`{stem}`]({stem}.ipynb))', '']
+            if name == '__init__':  # the package re-exports names documented under their own modules
+                lines += [', '.join(f'`{symbol}` (`{home}`)' for symbol, home in module.PUBLIC_NAMES.items()), '']
+                continue
             for symbol in getattr(module, '__all__', []):
                 obj = getattr(module, symbol)
                 doc = (inspect.getdoc(obj) or '').split('\n\n')[0] if callable(obj) else ''
@@ -116,7 +120,7 @@ def _short(value) -> str:
 
 
 def _default_exp(path: Path) -> str:
-    found = re.search(r'#\|\s*default_exp\s+(\w+)', path.read_text(encoding='utf-8'))
+    found = re.search(r'#\|\s*default_exp\s+([\w.]+)', path.read_text(encoding='utf-8'))
     return found[1] if found else ''
 
 
