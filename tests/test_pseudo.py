@@ -5,7 +5,8 @@ from crossmatch.model.detector import build_detector
 from crossmatch.model.multiscale import predict_every_level, student_features, teacher_forward
 from crossmatch.method.pseudo import pseudo_labels
 from crossmatch.method.diagnostics import sampled_roi_counts
-from crossmatch.method.step import UnlabeledInputs, unsupervised_losses
+from crossmatch.method.config import MethodConfig
+from crossmatch.method.step import UnlabeledBatch, unsupervised_losses
 
 
 def test_teacher_pseudo_labels_train_the_student():
@@ -44,8 +45,9 @@ def test_no_box_regression_from_pseudo_labels():
     output = teacher_forward(teacher, images)
     pseudo = pseudo_labels(output.detections, score_threshold=0.0)
     assert all(len(p['boxes']) > 0 for p in pseudo)  # positives exist, so a regression loss would not be empty
-    inputs = UnlabeledInputs(images, pseudo, output.proposals, output.proposal_probs, ohem_keep=16)
-    terms, _ = unsupervised_losses(student, inputs)  # hard and soft branches, multi-scale
+    inputs = UnlabeledBatch(images, images, output, pseudo)
+    method = MethodConfig(ohem_k=16, ohem_ramp_iters=0)  # hard and soft branches, multi-scale, K = 16
+    terms, _ = unsupervised_losses(student, inputs, method)
     sum(terms.values()).backward()
     assert gradient_sum(student.rpn.head.bbox_pred) == 0.
     assert gradient_sum(student.roi_heads.box_predictor.bbox_pred) == 0.

@@ -9,7 +9,7 @@ from torch.distributions import Categorical, kl_divergence
 from crossmatch.training.config import Config, check_config
 from crossmatch.method.losses import KL_DIRECTIONS, LEVEL_REDUCTIONS, soft_kl_per_roi
 from crossmatch.method.config import METHOD_SETTINGS, MethodConfig
-from crossmatch.method.ohem import OHEM_RAMPS, OHEM_SCOPES, ohem_k_at, ohem_select
+from crossmatch.method.ohem import OHEM_RAMPS, OHEM_SCOPES, OHEMPlan, ohem_k_at, ohem_plan, ohem_select
 from crossmatch.method.step import WEIGHT_SCHEDULES, consistency_weights, total_loss
 
 
@@ -46,6 +46,16 @@ def test_per_batch_top_k_keeps_exactly_k_per_level():
     for level in range(4):
         assert losses[level][per_batch.mask[level]].min() > losses[level][~per_batch.mask[level]].max()
     assert ohem_select(losses, 16, rois_per_image=[50, 20]).kept_per_level == [32] * 4  # per image: K each
+
+
+@pytest.mark.parametrize('scope, n_rois, blocks', [('image', 50, [50, 20]), ('batch', 70, [70])])
+def test_ohem_plan_ramps_from_the_scopes_n(scope, n_rois, blocks):
+    "N is the largest image's RoIs per image, the batch's per batch; K = 0 turns OHEM off and keeps every RoI."
+    method = MethodConfig(ohem_k=16, ohem_ramp_iters=10, ohem_scope=scope)
+    assert ohem_plan([50, 20], 0, method) == OHEMPlan(n_rois, blocks)
+    assert ohem_plan([50, 20], 10, method) == OHEMPlan(16, blocks)
+    off = ohem_plan([50, 20], 0, MethodConfig(ohem_k=0, ohem_scope=scope))
+    assert off == OHEMPlan(0, blocks) and off.select(torch.rand(4, 70)).kept_per_level == [70] * 4
 
 
 def test_weight_schedules_at_their_ends():

@@ -75,12 +75,12 @@ def test_level_viewer_bars_follow_the_selected_roi(fresh, run):
         assert viewer.level == int(viewer.inspection.levels[roi])
 
 
-def test_ohem_slider_keeps_min_k_n_per_level(fresh, run):
-    viewer = OHEMViewer(*fresh, run.data.train.unlabeled, k=3)
+def test_ohem_slider_keeps_min_ohem_k_n_per_level(fresh, run):
+    viewer = OHEMViewer(*fresh, run.data.train.unlabeled, ohem_k=3)
     n = len(viewer.inspection.rois)
-    for k in (1, 3, 64, n):
-        viewer.controls['k'].value = k
-        assert [len(kept) for kept in viewer.kept.values()] == [min(k, n)] * 4
+    for ohem_k in (1, 3, 64, n):
+        viewer.controls['ohem_k'].value = ohem_k
+        assert [len(kept) for kept in viewer.kept.values()] == [min(ohem_k, n)] * 4
         for level, kept in enumerate(viewer.kept.values()):
             dropped = torch.ones(n, dtype=torch.bool); dropped[kept] = False
             if dropped.any(): assert viewer.inspection.kl[level, kept].min() >= viewer.inspection.kl[level, dropped].max()
@@ -92,7 +92,7 @@ def test_sampled_rois_average_to_the_step_diagnostics(run, fresh, tmp_path):
     for student, teacher in ((run.student, run.teacher), fresh):
         torch.manual_seed(0)
         viewer = SampledRoIViewer(student, teacher, labeled, unlabeled, method, hidden)
-        d = viewer.result.diagnostics
+        d = viewer.diagnostics
         assert viewer.counts.true_positive.mean() == pytest.approx(d['hard_true_positive'])
         assert viewer.counts.false_negative.mean() == pytest.approx(d['hard_false_negative'])
         assert viewer.counts.soft_only.mean() == pytest.approx(d['soft_only_rois'])

@@ -10,6 +10,7 @@ from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import box_iou
 from torchvision.transforms.v2 import functional as TF
 from ..data.splits import HiddenGroundTruth
+from .step import SampledRoIs
 
 # %% auto #0
 __all__ = ['SHARED_IOU', 'hidden_targets_for_views', 'sampled_roi_outcomes', 'sampled_roi_counts', 'image_outcomes',
@@ -75,50 +76,50 @@ def _truth_in_frame(truth: dict, view_size: tuple[int, int], frame_size: tuple[i
             'labels': truth['labels'].to(device)}
 
 # %% ../../nbs/25_diagnostics.ipynb #d688fa92
-def _outcomes_in_frame(details: dict, i: int, truth: dict[str, Tensor]) -> dict[str, Tensor]:
+def _outcomes_in_frame(sampled: SampledRoIs, i: int, truth: dict[str, Tensor]) -> dict[str, Tensor]:
     "Sampled RoIs of image `i` by outcome, in the detector's frame (`truth` in the same frame)."
-    out, hard = {}, details['hard_rois'][i] if 'hard_rois' in details else None
+    out, hard = {}, None if sampled.hard_rois is None else sampled.hard_rois[i]
     if hard is not None:
-        masks = sampled_roi_outcomes(hard, details['hard_labels'][i], truth['boxes'], truth['labels'])
+        masks = sampled_roi_outcomes(hard, sampled.hard_labels[i], truth['boxes'], truth['labels'])
         out.update({name: hard[mask] for name, mask in masks.items()})
-    if 'ohem' in details:
-        kept = details['ohem'].union.split([len(r) for r in details['soft_rois']])[i]
-        soft = details['soft_rois'][i][kept]
+    if sampled.ohem is not None:
+        kept = sampled.ohem.union.split([len(r) for r in sampled.soft_rois])[i]
+        soft = sampled.soft_rois[i][kept]
         shared = _matched(soft, hard if hard is not None else soft[:0], SHARED_IOU)
         out.update(shared=soft[shared], soft_only=soft[~shared])
     return out
 
 # %% ../../nbs/25_diagnostics.ipynb #6c1401aa
-def image_outcomes(details: dict,  # a step's details (`train_step(..., keep_details=True).details`)
+def image_outcomes(sampled: SampledRoIs,  # what a step sampled (`train_step(..., keep_details=True).sampled`)
                    i: int,  # which unlabeled image of the batch
                    truth: dict[str, Tensor],  # its hidden ground truth in the view's pixels (`hidden_targets_for_views`)
                    view_size: tuple[int, int],  # (H, W) of the view
                   ) -> dict[str, Tensor]:  # name → (n, 4) boxes in the view's pixels
     "Boxes of image `i` by outcome (true_positive, false_positive, false_negative; shared, soft_only) and its ground_truth."
-    frame = details['image_sizes'][i]
-    device = details['hard_rois' if 'hard_rois' in details else 'soft_rois'][i].device
+    frame = sampled.image_sizes[i]
+    device = (sampled.soft_rois if sampled.hard_rois is None else sampled.hard_rois)[i].device
     gt = _truth_in_frame(truth, view_size, frame, device)
-    boxes = {**_outcomes_in_frame(details, i, gt), 'ground_truth': gt['boxes']}
+    boxes = {**_outcomes_in_frame(sampled, i, gt), 'ground_truth': gt['boxes']}
     return {name: resize_boxes(b, frame, view_size) for name, b in boxes.items()}
 
 # %% ../../nbs/25_diagnostics.ipynb #4e2df2a6
-def sampling_diagnostics(details: dict,  # a step's details
+def sampling_diagnostics(sampled: SampledRoIs,  # what a step sampled
                          hidden_targets: list[dict],  # per unlabeled image, its ground truth in the view's pixels
                          view_sizes: list[tuple[int, int]],  # per unlabeled image, (H, W) of the view
                         ) -> dict[str, float]:
     "Fig. 1b and Fig. 4 counts, per image, of one step's sampled RoIs against the hidden ground truth."
-    rois = details['hard_rois' if 'hard_rois' in details else 'soft_rois']
+    rois = sampled.soft_rois if sampled.hard_rois is None else sampled.hard_rois
     truth = [_truth_in_frame(t, view, size, r.device)
-             for t, view, size, r in zip(hidden_targets, view_sizes, details['image_sizes'], rois)]
+             for t, view, size, r in zip(hidden_targets, view_sizes, sampled.image_sizes, rois)]
     n = len(truth)
     out = {}
-    if 'hard_rois' in details:
-        counts = sampled_roi_counts(details['hard_rois'], details['hard_labels'], truth)
+    if sampled.hard_rois is not None:
+        counts = sampled_roi_counts(sampled.hard_rois, sampled.hard_labels, truth)
         out.update({f'hard_{k}': v / n for k, v in counts.items()})
-    if 'ohem' in details:
+    if sampled.ohem is not None:
         totals = dict(soft_rois=0, soft_only_rois=0, fg_hard_only=0, fg_shared=0, fg_soft_only=0)
         for i, gt in enumerate(truth):
-            boxes = _outcomes_in_frame(details, i, gt)
+            boxes = _outcomes_in_frame(sampled, i, gt)
             soft = torch.cat([boxes['shared'], boxes['soft_only']])
             hard_fg = boxes.get('true_positive', soft[:0])
             soft_fg = soft[_matched(soft, gt['boxes'], 0.5)]

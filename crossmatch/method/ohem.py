@@ -8,33 +8,29 @@ import math
 from dataclasses import dataclass
 import torch
 from torch import Tensor
-from .losses import soft_kl_per_roi, soft_consistency_loss
+from fastcore.basics import patch
+from .config import MethodConfig
 
 # %% auto #0
-__all__ = ['OHEM_RAMPS', 'OHEM_SCOPES', 'ohem_k_at', 'OHEMSelection', 'ohem_select', 'ohem_soft_loss']
+__all__ = ['OHEM_RAMPS', 'OHEM_SCOPES', 'ohem_k_at', 'OHEMSelection', 'ohem_select', 'OHEMPlan', 'ohem_plan']
 
 # %% ../../nbs/23_ohem.ipynb #fc0d8264
 OHEM_RAMPS = ('linear', 'cosine')  # shapes of K's ramp-down: the kit's default, and the authors' snapshot
 
 # %% ../../nbs/23_ohem.ipynb #972daf42
-def ohem_k_at(iteration: int,  # iterations since the soft branch started (0 at the end of burn-in)
-           k_final: int,  # K, RoIs kept per level once the ramp is over
-           n_rois: int,  # N, the number of RoIs available (per image, or per batch for a per-batch top-K)
-           ramp_iters: int,  # T, length of the ramp from N down to K
-           shape: str = 'linear',  # 'linear' or 'cosine', see `OHEM_RAMPS`
-           start: int = 0,  # S, iterations that keep every RoI before the ramp begins
-          ) -> int:
-    "Number of RoIs OHEM keeps per level at `iteration`: N until `start`, then down to `k_final` over `ramp_iters`."
-    if k_final < 1 or n_rois < 0 or ramp_iters < 0 or iteration < 0 or start < 0:
-        raise ValueError(f"ohem_k_at needs k_final ≥ 1 and non-negative n_rois, ramp_iters, iteration, start; got "
-                         f"k_final={k_final}, n_rois={n_rois}, ramp_iters={ramp_iters}, iteration={iteration}, start={start}")
-    if shape not in OHEM_RAMPS: raise ValueError(f"`shape` must be one of {OHEM_RAMPS}, got {shape!r}")
-    n = max(n_rois, k_final)
-    if iteration >= start + ramp_iters: return k_final
-    if iteration < start: return n
-    if shape == 'cosine':
-        return round(k_final + (n - k_final) * (1 + math.cos(math.pi * (iteration - start) / ramp_iters)) / 2)
-    return round(n + (k_final - n) * (iteration - start) / ramp_iters)
+def ohem_k_at(iteration_since_burn_in: int,  # iterations since burn-in ended (0: the soft branch's first)
+              ohem_k: int,  # K, RoIs kept per level once the ramp is over (≥ 1)
+              n_rois: int,  # N, the number of RoIs available (per image, or per batch for a per-batch top-K)
+              ramp_iters: int,  # T, length of the ramp from N down to K
+              shape: str = 'linear',  # 'linear' or 'cosine', see `OHEM_RAMPS`
+              start: int = 0,  # S, iterations that keep every RoI before the ramp begins
+             ) -> int:
+    "Number of RoIs OHEM keeps per level at `iteration_since_burn_in`: N until `start`, then down to `ohem_k` over `ramp_iters`."
+    t, n = iteration_since_burn_in, max(n_rois, ohem_k)
+    if t >= start + ramp_iters: return ohem_k
+    if t < start: return n
+    if shape == 'cosine': return round(ohem_k + (n - ohem_k) * (1 + math.cos(math.pi * (t - start) / ramp_iters)) / 2)
+    return round(n + (ohem_k - n) * (t - start) / ramp_iters)
 
 # %% ../../nbs/23_ohem.ipynb #a33bf96f
 OHEM_SCOPES = ('image', 'batch')  # top-K per level within each image (kit default), or over the batch (snapshot)
@@ -58,42 +54,54 @@ class OHEMSelection:
 
     @property
     def kept_per_level(self) -> list[int]:
-        "Number of RoIs each level kept: min(k, N) summed over images."
+        "Number of RoIs each level kept: min(K, N) summed over images."
         return self.mask.sum(dim=1).tolist()
 
 # %% ../../nbs/23_ohem.ipynb #17fc9a57
 @torch.no_grad()
 def ohem_select(losses: Tensor,  # (L, N) per-level, per-RoI losses to rank (e.g. `soft_kl_per_roi`)
-                k: int,  # RoIs to keep per level (per image if `rois_per_image` is given)
+                ohem_k: int,  # K, RoIs to keep per level (per image if `rois_per_image` is given)
                 rois_per_image: list[int] | None = None,  # sizes of the images' blocks along N, if N stacks a batch
                ) -> OHEMSelection:
-    "Keep, for each level, the `k` RoIs with the largest loss (within each image); no NMS."
+    "Keep, for each level, the `ohem_k` RoIs with the largest loss (within each image); no NMS."
     if losses.ndim != 2:
         raise ValueError(f"`losses` must be (L, N), got shape {tuple(losses.shape)}")
-    if k < 0:
-        raise ValueError(f"`k` must be non-negative, got {k}")
+    if ohem_k < 0:
+        raise ValueError(f"`ohem_k` must be non-negative, got {ohem_k}")
     sizes = [losses.shape[1]] if rois_per_image is None else list(rois_per_image)
     if sum(sizes) != losses.shape[1]:
         raise ValueError(f"`rois_per_image` {sizes} sums to {sum(sizes)}, but `losses` has {losses.shape[1]} RoIs")
     kept, offset = [], 0
     for block in losses.split(sizes, dim=1):
-        kept.append(block.topk(min(k, block.shape[1]), dim=1).indices + offset)
+        kept.append(block.topk(min(ohem_k, block.shape[1]), dim=1).indices + offset)
         offset += block.shape[1]
     indices = torch.cat(kept, dim=1) if kept else losses.new_zeros((losses.shape[0], 0), dtype=torch.int64)
     mask = torch.zeros_like(losses, dtype=torch.bool).scatter_(1, indices, True)
     return OHEMSelection(indices, mask)
 
-# %% ../../nbs/23_ohem.ipynb #b8d4c9fc
-def ohem_soft_loss(student_logits: Tensor,  # (L, N, C) the student's logits from each level
-                   teacher_probs: Tensor,  # (N, C) the teacher's class probabilities
-                   k: int,  # RoIs kept per level (per image with `rois_per_image`), e.g. from `ohem_k_at`
-                   direction: str = 'student||teacher',  # KL direction, see `losses.soft_kl_per_roi`
-                   reduction: str = 'sum',  # over levels, see `losses.soft_consistency_loss`
-                   rois_per_image: list[int] | None = None,  # sizes of the images' blocks along N
-                  ) -> tuple[Tensor, OHEMSelection]:  # scalar loss and the RoIs it trained on
-    "Eq. 6 on the top-k RoIs per level by KL (ranked without gradient); returns the loss and the selection."
-    with torch.no_grad():
-        selection = ohem_select(soft_kl_per_roi(student_logits, teacher_probs, direction), k, rois_per_image)
-    kept_student = student_logits.gather(1, selection.indices[..., None].expand(-1, -1, student_logits.shape[-1]))
-    kept_teacher = teacher_probs[selection.indices]
-    return soft_consistency_loss(kept_student, kept_teacher, direction, reduction), selection
+# %% ../../nbs/23_ohem.ipynb #0ad1f22c
+@dataclass(frozen=True)
+class OHEMPlan:
+    "How OHEM cuts one step's soft RoIs: K per level within each block of the stacked RoIs."
+    ohem_k: int  # RoIs each level keeps per block at this iteration (K on its ramp); 0: OHEM off, every RoI trains
+    blocks: list[int]  # RoIs per block along N: each image's ('image' scope) or the whole batch's ('batch')
+
+# %% ../../nbs/23_ohem.ipynb #81c2dda1
+def ohem_plan(rois_per_image: list[int],  # the teacher's proposals per unlabeled image
+              iteration_since_burn_in: int,  # drives K's ramp
+              method: MethodConfig,  # ohem_k, ohem_scope and the ramp: ohem_ramp_iters, ohem_ramp_shape, ohem_ramp_start
+             ) -> OHEMPlan:
+    "The blocks of `method.ohem_scope` and K at `iteration_since_burn_in`, ramped down from N, the largest block's RoIs."
+    blocks = list(rois_per_image) if method.ohem_scope == 'image' else [sum(rois_per_image)]
+    if not method.ohem_k: return OHEMPlan(0, blocks)
+    n_rois = max(blocks, default=0)
+    return OHEMPlan(ohem_k_at(iteration_since_burn_in, method.ohem_k, n_rois, method.ohem_ramp_iters,
+                              method.ohem_ramp_shape, method.ohem_ramp_start), blocks)
+
+# %% ../../nbs/23_ohem.ipynb #a9b935f7
+@patch
+def select(self: OHEMPlan,
+           kl: Tensor,  # (L, N) per-level KLs of the stacked RoIs, N = sum(blocks)
+          ) -> OHEMSelection:
+    "The RoIs each level keeps: its top K in each block (all of them when OHEM is off)."
+    return ohem_select(kl, self.ohem_k or max(self.blocks, default=0), self.blocks)

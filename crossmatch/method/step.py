@@ -5,23 +5,21 @@
 # %% ../../nbs/26_step.ipynb #1b39d320
 from __future__ import annotations
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import torch
 from torch import nn, Tensor
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.roi_heads import fastrcnn_loss
 from ..data.coco import float_image
-from ..model.multiscale import indexed_rois, predict_levels, student_features, teacher_forward
+from ..model.multiscale import TeacherOutput, indexed_rois, predict_levels, student_features, teacher_forward
 from .config import MethodConfig
 from .pseudo import pseudo_labels
 from .losses import focal_loss, level_averaged_focal, soft_kl_per_roi, soft_consistency_loss
-from .ohem import OHEM_SCOPES, ohem_k_at, ohem_select
-from .ema import unwrap_model
-from .diagnostics import sampling_diagnostics
+from .ohem import OHEMPlan, OHEMSelection, ohem_plan
 
 # %% auto #0
-__all__ = ['WEIGHT_SCHEDULES', 'to_device', 'supervised_losses', 'UnlabeledInputs', 'unsupervised_losses', 'StudentLosses',
-           'total_loss', 'consistency_weights', 'StepResult', 'train_step']
+__all__ = ['WEIGHT_SCHEDULES', 'to_device', 'supervised_losses', 'UnlabeledBatch', 'teacher_pass', 'SampledRoIs',
+           'unsupervised_losses', 'StudentLosses', 'total_loss', 'consistency_weights', 'StepResult', 'train_step']
 
 # %% ../../nbs/26_step.ipynb #562d4269
 def to_device(images: list[Tensor], targets: list[dict] | None, device: torch.device):
@@ -48,56 +46,78 @@ def supervised_losses(model: FasterRCNN, images: list[Tensor], targets: list[dic
 
 # %% ../../nbs/26_step.ipynb #2def1fa5
 @dataclass
-class UnlabeledInputs:
-    "What the teacher hands the student for one unlabeled batch."
-    strong_images: list[Tensor]  # float strong views, same geometry as the teacher's weak views
+class UnlabeledBatch:
+    "The student's unlabeled inputs for one step: the views, the teacher's pass on the weak ones, and the step's place."
+    weak_images: list[Tensor]  # float weak views, as the teacher saw them
+    strong_images: list[Tensor]  # float strong views, same geometry as the weak ones
+    teacher: TeacherOutput  # detections, proposals (the soft branch's RoIs) and their class distributions
     pseudo_targets: list[dict[str, Tensor]]  # hard pseudo-labels in the views' pixels
-    soft_rois: list[Tensor]  # per image (N_i, 4) RoIs for the soft branch, in the detector's transformed frame
-    teacher_probs: list[Tensor]  # per image (N_i, C) the teacher's class distribution on `soft_rois`
-    ohem_keep: int  # RoIs OHEM keeps per level (and image, or batch) in this step (K after the ramp); 0: keep all
+    iteration_since_burn_in: int = 0  # drives OHEM's ramp and the (w, 1 − w) schedule
+    semi_supervised_length: int = 0  # iterations of the semi-supervised phase (the cosine (w, 1 − w) schedule needs it)
+
+# %% ../../nbs/26_step.ipynb #274afaac
+def teacher_pass(teacher: FasterRCNN,  # the mean teacher's model, in eval mode
+                 unlabeled: tuple[list, list, list],  # (weak views, strong views, targets) from the loader
+                 method: MethodConfig,  # δ and the NMS IoU of the pseudo-labels
+                 iteration_since_burn_in: int = 0,  # iterations since burn-in ended
+                 semi_supervised_length: int = 0,  # iterations of the semi-supervised phase
+                ) -> UnlabeledBatch:
+    "The teacher on the weak views, on its own device: the student's unlabeled inputs for one step."
+    device = next(teacher.parameters()).device
+    weak, _ = to_device(unlabeled[0], None, device)
+    strong, _ = to_device(unlabeled[1], None, device)
+    out = teacher_forward(teacher, weak)
+    return UnlabeledBatch(weak, strong, out, pseudo_labels(out.detections, method.delta, method.pseudo_nms_iou),
+                          iteration_since_burn_in, semi_supervised_length)
+
+# %% ../../nbs/26_step.ipynb #150507f0
+@dataclass
+class SampledRoIs:
+    "What the unsupervised branches of one step sampled, in the detector's transformed frame (no gradient)."
+    image_sizes: list[tuple[int, int]]  # per unlabeled image, its (H, W) in the detector's frame
+    ohem_plan: OHEMPlan  # OHEM's K and blocks in this step (`ohem.ohem_plan`)
+    hard_rois: list[Tensor] | None = None  # per image, the RoIs the hard branch sampled; None: no hard branch
+    hard_labels: list[Tensor] | None = None  # per image, their labels (0: background)
+    soft_rois: list[Tensor] | None = None  # per image, the teacher's proposals the soft branch ranked; None: no soft branch
+    teacher_probs: Tensor | None = None  # (N, C) the teacher's class distributions on them, stacked
+    soft_logits: Tensor | None = None  # (L, N, C) the student's ranking logits from each level
+    soft_kl: Tensor | None = None  # (L, N) their KL to the teacher, which OHEM ranks
+    ohem: OHEMSelection | None = None  # the RoIs each level kept
 
 # %% ../../nbs/26_step.ipynb #96842d38
-def unsupervised_losses(model: FasterRCNN, inputs: UnlabeledInputs,
-                        hard: bool = True,  # hard branch (Eq. 5)
-                        soft: bool = True,  # soft branch (Eq. 6)
-                        multiscale: bool = True,  # every level P2..P5; False: the heuristic level only
-                        focal_gamma: float = 1.5,  # γ of the hard branch's focal loss
-                        kl_direction: str = 'student||teacher',  # see `losses.soft_kl_per_roi`
-                        kl_reduction: str = 'sum',  # over levels, see `losses.soft_consistency_loss`
-                        ohem_scope: str = 'image',  # top-K per level within each 'image' or over the 'batch'
-                       ) -> tuple[dict[str, Tensor], dict]:
-    "Hard (Eq. 5) and soft (Eq. 6) losses on the strong views; and what each branch sampled, for diagnostics."
-    if ohem_scope not in OHEM_SCOPES: raise ValueError(f"`ohem_scope` must be one of {OHEM_SCOPES}, got {ohem_scope!r}")
+def unsupervised_losses(model: FasterRCNN, inputs: UnlabeledBatch, method: MethodConfig,
+                       ) -> tuple[dict[str, Tensor], SampledRoIs]:
+    "Hard (Eq. 5) and soft (Eq. 6) losses on the strong views, as `method` switches them; and what each branch sampled."
     image_list, pseudo, features = student_features(model, inputs.strong_images, inputs.pseudo_targets)
     heads, sizes = model.roi_heads, image_list.image_sizes
-    levels = len(heads.box_roi_pool.featmap_names) if multiscale else 1
-    losses, details = {}, {'image_sizes': sizes}
-    hard_rois = [r.new_zeros((0, 4)) for r in inputs.soft_rois]
-    if hard:
-        proposals, rpn = model.rpn(image_list, features, pseudo)
+    levels = len(heads.box_roi_pool.featmap_names) if method.multiscale else 1
+    proposals, proposal_probs = inputs.teacher.proposals, inputs.teacher.proposal_probs
+    plan = ohem_plan([len(p) for p in proposals], inputs.iteration_since_burn_in, method)
+    losses, sampled = {}, SampledRoIs(sizes, plan)
+    hard_rois = [p.new_zeros((0, 4)) for p in proposals]
+    if method.hard:
+        student_proposals, rpn = model.rpn(image_list, features, pseudo)
         losses['hard_rpn_cls'] = rpn['loss_objectness']  # Eq. 5 has no RPN regression on pseudo-boxes
-        hard_rois, _, hard_labels, _ = heads.select_training_samples(proposals, pseudo)
-        details.update(hard_rois=[h.detach() for h in hard_rois], hard_labels=hard_labels)
+        hard_rois, _, hard_labels, _ = heads.select_training_samples(student_proposals, pseudo)
+        sampled.hard_rois, sampled.hard_labels = [h.detach() for h in hard_rois], hard_labels
     train_rois = [indexed_rois(hard_rois)] * levels
-    if soft:
-        soft_rois, teacher_probs = indexed_rois(inputs.soft_rois), torch.cat(inputs.teacher_probs)
-        counts = [len(s) for s in inputs.soft_rois]
+    if method.soft:
+        soft_rois, teacher_probs = indexed_rois(proposals), torch.cat(proposal_probs)
         with torch.no_grad():
-            ranking, _ = predict_levels(heads, features, [soft_rois] * levels, sizes, multiscale)
-            kl = soft_kl_per_roi(ranking, teacher_probs, kl_direction)
-        blocks = counts if ohem_scope == 'image' else None  # None: one block, the whole batch
-        every = max(counts, default=0) if ohem_scope == 'image' else sum(counts)
-        selection = ohem_select(kl, inputs.ohem_keep if inputs.ohem_keep > 0 else every, blocks)
-        train_rois = [torch.cat([h, soft_rois[kept]]) for h, kept in zip(train_rois, selection.indices)]
-        details.update(ohem=selection, soft_rois=inputs.soft_rois, teacher_probs=teacher_probs, soft_logits=ranking, soft_kl=kl)
-    logits, _ = predict_levels(heads, features, train_rois, sizes, multiscale)
+            ranking, _ = predict_levels(heads, features, [soft_rois] * levels, sizes, method.multiscale)
+            kl = soft_kl_per_roi(ranking, teacher_probs, method.kl_direction)
+        kept = plan.select(kl)
+        train_rois = [torch.cat([h, soft_rois[level_kept]]) for h, level_kept in zip(train_rois, kept.indices)]
+        sampled.soft_rois, sampled.teacher_probs, sampled.soft_logits, sampled.soft_kl = proposals, teacher_probs, ranking, kl
+        sampled.ohem = kept
+    logits, _ = predict_levels(heads, features, train_rois, sizes, method.multiscale)
     n_hard = sum(len(h) for h in hard_rois)
-    if hard:
-        losses['hard_roi_cls'] = level_averaged_focal(logits[:, :n_hard], torch.cat(hard_labels), focal_gamma)
-    if soft:
-        losses['soft_kl'] = soft_consistency_loss(logits[:, n_hard:], teacher_probs[selection.indices],
-                                                  kl_direction, kl_reduction)
-    return losses, details
+    if method.hard:
+        losses['hard_roi_cls'] = level_averaged_focal(logits[:, :n_hard], torch.cat(hard_labels), method.focal_gamma)
+    if method.soft:
+        losses['soft_kl'] = soft_consistency_loss(logits[:, n_hard:], teacher_probs[kept.indices],
+                                                  method.kl_direction, method.kl_reduction)
+    return losses, sampled
 
 # %% ../../nbs/26_step.ipynb #2f8b8223
 class StudentLosses(nn.Module):
@@ -106,16 +126,13 @@ class StudentLosses(nn.Module):
         super().__init__()
         self.detector, self.method = detector, method
 
-    def forward(self, images: list[Tensor], targets: list[dict], unlabeled: UnlabeledInputs | None = None):
-        "Supervised terms on the labeled batch, and the unsupervised ones (with their details) on `unlabeled` if given."
+    def forward(self, images: list[Tensor], targets: list[dict], unlabeled: UnlabeledBatch | None = None):
+        "Supervised terms on the labeled batch; with `unlabeled`, the unsupervised ones too and what they sampled."
         m = self.method
         losses = supervised_losses(self.detector, images, targets, m.focal_gamma if m.supervised_focal else None)
-        details = {}
-        if unlabeled is not None:
-            unsupervised, details = unsupervised_losses(self.detector, unlabeled, m.hard, m.soft, m.multiscale,
-                                                        m.focal_gamma, m.kl_direction, m.kl_reduction, m.ohem_scope)
-            losses.update(unsupervised)
-        return losses, details
+        if unlabeled is None: return losses, None
+        unsupervised, sampled = unsupervised_losses(self.detector, unlabeled, m)
+        return losses | unsupervised, sampled
 
 # %% ../../nbs/26_step.ipynb #460e420a
 def total_loss(terms: dict[str, Tensor],  # named loss terms: sup_*, hard_*, soft_kl
@@ -138,68 +155,45 @@ def total_loss(terms: dict[str, Tensor],  # named loss terms: sup_*, hard_*, sof
 WEIGHT_SCHEDULES = ('off', 'cosine')  # the (w, 1 − w) schedule: none (kit default), or the authors' cosine
 
 # %% ../../nbs/26_step.ipynb #a3961b3d
-def consistency_weights(iteration: int,  # iterations since burn-in ended
-                        total: int,  # T, iterations of the semi-supervised phase (the cosine needs it)
+def consistency_weights(iteration_since_burn_in: int,  # t
+                        semi_supervised_length: int,  # T, iterations of the semi-supervised phase (the cosine needs it)
                         schedule: str = 'off',  # one of `WEIGHT_SCHEDULES`
                         w_end: float = 0.3,  # w at the end of the schedule
                        ) -> tuple[float, float]:  # (weight of the soft term, weight of the hard terms)
-    "(w, 1 − w) of the soft and the hard terms at `iteration`; (1, 1) when the schedule is off."
-    if schedule not in WEIGHT_SCHEDULES: raise ValueError(f"`schedule` must be one of {WEIGHT_SCHEDULES}, got {schedule!r}")
+    "(w, 1 − w) of the soft and the hard terms at `iteration_since_burn_in`; (1, 1) when the schedule is off."
     if schedule == 'off': return 1.0, 1.0
-    if total < 1: raise ValueError(f"the cosine (w, 1 − w) schedule needs the semi-supervised phase's length, got {total}")
-    w = w_end + (1 - w_end) * (1 + math.cos(math.pi * min(iteration / total, 1.0))) / 2
+    if semi_supervised_length < 1:
+        raise ValueError(f"the cosine (w, 1 − w) schedule needs the semi-supervised phase's length, got {semi_supervised_length}")
+    w = w_end + (1 - w_end) * (1 + math.cos(math.pi * min(iteration_since_burn_in / semi_supervised_length, 1.0))) / 2
     return w, 1 - w
 
 # %% ../../nbs/26_step.ipynb #c3d3dcb8
 @dataclass
 class StepResult:
     "Everything one training step produced."
-    loss: Tensor  # total loss, with its graph
-    terms: dict[str, float]  # each loss term, and the weighted unsupervised total
-    diagnostics: dict[str, float]  # counts for the logs
-    details: dict = field(default_factory=dict)  # tensors for inspection (keep_details=True)
+    loss: Tensor  # total loss (Eq. 1), with its graph
+    terms: dict[str, float]  # each loss term: sup_*, hard_*, soft_kl
+    diagnostics: dict[str, float]  # the step's own counts for the logs
+    sampled: SampledRoIs | None = None  # what the unsupervised branches sampled (keep_details=True)
 
 # %% ../../nbs/26_step.ipynb #81c4e0c4
 def train_step(student: nn.Module,  # `StudentLosses`, possibly wrapped in DistributedDataParallel
-               teacher: FasterRCNN | None,  # the mean teacher's model (eval mode); None during burn-in
                labeled: tuple[list, list],  # (images, targets) from the loader
-               unlabeled: tuple[list, list, list] | None,  # (weak views, strong views, targets); None: supervised only
-               method: MethodConfig,
-               semi_iteration: int = 0,  # iterations since burn-in ended (drives the OHEM ramp and the w schedule)
-               hidden_targets: list[dict] | None = None,  # unlabeled images' ground truth in the views' pixels (analysis only)
-               keep_details: bool = False,
-               semi_iterations: int = 0,  # length of the semi-supervised phase (the cosine (w, 1 − w) schedule needs it)
+               method: MethodConfig,  # λh, λs, β and the (w, 1 − w) schedule of Eq. 1
+               unlabeled: UnlabeledBatch | None = None,  # `teacher_pass`'s record; None: a supervised step
+               keep_details: bool = False,  # also return what the branches sampled (`StepResult.sampled`)
               ) -> StepResult:
-    "One CrossMatch step: teacher pass on the weak views, then every student loss in one forward."
-    device = next(unwrap_model(student).parameters()).device
-    images, targets = to_device(*labeled, device)
-    inputs, teacher_out = None, None
-    if unlabeled is not None and method.semi_supervised:
-        if teacher is None: raise ValueError("train_step: an unlabeled batch needs a teacher (after burn-in)")
-        weak, _ = to_device(unlabeled[0], None, device)
-        strong, _ = to_device(unlabeled[1], None, device)
-        teacher_out = teacher_forward(teacher, weak)
-        pseudo = pseudo_labels(teacher_out.detections, method.delta, method.pseudo_nms_iou)
-        counts = [len(p) for p in teacher_out.proposals]
-        n = max(counts, default=0) if method.ohem_scope == 'image' else sum(counts)
-        k = ohem_k_at(semi_iteration, method.ohem_k, n, method.ohem_ramp_iters, method.ohem_ramp_shape,
-                      method.ohem_ramp_start) if method.ohem_k else 0
-        inputs = UnlabeledInputs(strong, pseudo, teacher_out.proposals, teacher_out.proposal_probs, k)
-    w_soft, w_hard = (1.0, 1.0) if inputs is None else consistency_weights(
-        semi_iteration, semi_iterations, method.soft_weight_schedule, method.soft_weight_end)
-    terms, details = student(images, targets, inputs)
+    "One CrossMatch step: every student loss in one forward, combined by Eq. 1."
+    images, targets = to_device(*labeled, next(student.parameters()).device)
+    w_soft, w_hard = (1.0, 1.0) if unlabeled is None else consistency_weights(
+        unlabeled.iteration_since_burn_in, unlabeled.semi_supervised_length, method.soft_weight_schedule, method.soft_weight_end)
+    terms, sampled = student(images, targets, unlabeled)
     loss = total_loss(terms, method.lambda_hard, method.lambda_soft, method.beta, method.beta_on_soft, w_soft, w_hard)
-    values = {k: float(v.detach()) for k, v in terms.items()}
     diagnostics = {}
-    if inputs is not None:
-        diagnostics['pseudo_boxes_per_image'] = sum(len(p['boxes']) for p in inputs.pseudo_targets) / len(inputs.pseudo_targets)
-        diagnostics['ohem_k'] = inputs.ohem_keep
+    if unlabeled is not None:
+        images_unlabeled = len(unlabeled.pseudo_targets)
+        diagnostics['pseudo_boxes_per_image'] = sum(len(p['boxes']) for p in unlabeled.pseudo_targets) / images_unlabeled
+        diagnostics['ohem_k'] = sampled.ohem_plan.ohem_k
         if method.soft_weight_schedule != 'off': diagnostics['soft_weight'] = w_soft
-        if 'ohem' in details:
-            diagnostics['soft_rois_kept'] = details['ohem'].union_count / len(inputs.pseudo_targets)
-        if hidden_targets is not None:
-            diagnostics['gt_boxes_per_image'] = sum(len(t['boxes']) for t in hidden_targets) / len(hidden_targets)
-            diagnostics.update(sampling_diagnostics(details, hidden_targets, [tuple(i.shape[-2:]) for i in inputs.strong_images]))
-    if keep_details:
-        details.update(teacher=teacher_out, pseudo_targets=inputs.pseudo_targets if inputs else None)
-    return StepResult(loss, values, diagnostics, details if keep_details else {})
+        if sampled.ohem is not None: diagnostics['soft_rois_kept'] = sampled.ohem.union_count / images_unlabeled
+    return StepResult(loss, {k: float(v.detach()) for k, v in terms.items()}, diagnostics, sampled if keep_details else None)

@@ -18,8 +18,8 @@ from ..data.augment import WeakStrong, TwoStreamLoader, paper_resize
 from ..model.detector import build_model, detector_config
 from ..method.config import method_name
 from ..method.ema import MeanTeacher
-from ..method.diagnostics import hidden_targets_for_views
-from ..method.step import StudentLosses, train_step
+from ..method.diagnostics import hidden_targets_for_views, sampling_diagnostics
+from ..method.step import SampledRoIs, StudentLosses, UnlabeledBatch, teacher_pass, train_step
 from .config import Config, TrainConfig, check_config, save_config
 from .runtime import select_device, loader_workers, cpu_threads, init_distributed
 from crossmatch.training.checkpoint import (
@@ -222,14 +222,11 @@ def step(self: Trainer, labeled, unlabeled) -> dict:
     t, method = self.config.train, self.config.method
     started, semi = time.perf_counter(), self.semi
     if semi and self.iteration == t.burn_in: self.teacher.copy_from(self.model)
-    hidden = None
-    if semi and self.data.train.hidden_ground_truth is not None and (self.iteration + 1) % t.log_every == 0:
-        hidden = hidden_targets_for_views(self.data.train.hidden_ground_truth, unlabeled[2])
+    sampling_due = semi and self.data.train.hidden_ground_truth is not None and (self.iteration + 1) % t.log_every == 0
     with torch.autocast(self.device.type, enabled=self.amp):
-        result = train_step(self.student, self.teacher.model if semi else None, labeled,
-                            unlabeled if semi else None, method,
-                            semi_iteration=self.iteration - t.burn_in, hidden_targets=hidden,
-                            semi_iterations=t.iterations - t.burn_in)
+        batch = teacher_pass(self.teacher.model, unlabeled, method, self.iteration - t.burn_in,
+                             t.iterations - t.burn_in) if semi else None
+        result = train_step(self.student, labeled, method, batch, keep_details=sampling_due)
     self.optimizer.zero_grad(set_to_none=True)
     finite = torch.isfinite(result.loss.detach()).float()
     if self.world > 1: dist.all_reduce(finite, op=dist.ReduceOp.MIN)  # every rank skips together, or DDP would hang
@@ -252,9 +249,23 @@ def step(self: Trainer, labeled, unlabeled) -> dict:
     self.scheduler.step()
     self.iteration += 1
     losses = self._mean_over_ranks(dict(loss=float(result.loss.detach()), **result.terms))
+    sampling = self.sampling_row(result.sampled, batch, unlabeled[2]) if sampling_due else {}
     return dict(iteration=self.iteration, kind='train', phase='semi' if semi else 'burn-in', lr=lr,
                 loss=losses.pop('loss'), skipped=int(not finite), grad_norm=grad_norm, **losses, **result.diagnostics,
-                sec_per_iter=time.perf_counter() - started)
+                **sampling, sec_per_iter=time.perf_counter() - started)
+
+# %% ../../nbs/35_trainer.ipynb #797b5c89
+@patch
+def sampling_row(self: Trainer,
+                 sampled: SampledRoIs,  # what the step sampled (`train_step(..., keep_details=True).sampled`)
+                 unlabeled: UnlabeledBatch,  # the step's unlabeled inputs (`teacher_pass`)
+                 view_targets: list[dict],  # the loader's unlabeled targets: image ids and the views' geometry
+                ) -> dict[str, float]:
+    "Ground-truth boxes per image and the Fig. 1b and Fig. 4 counts of one step's sampled RoIs against the hidden truth."
+    hidden = hidden_targets_for_views(self.data.train.hidden_ground_truth, view_targets)
+    view_sizes = [tuple(image.shape[-2:]) for image in unlabeled.strong_images]
+    return {'gt_boxes_per_image': sum(len(t['boxes']) for t in hidden) / len(hidden),
+            **sampling_diagnostics(sampled, hidden, view_sizes)}
 
 # %% ../../nbs/35_trainer.ipynb #1a58b3ef
 @patch

@@ -22,8 +22,8 @@ from ..method.config import MethodConfig
 from ..model.multiscale import teacher_forward
 from ..method.pseudo import pseudo_labels
 from ..method.ohem import ohem_select, OHEMSelection
-from ..method.diagnostics import image_outcomes
-from ..method.step import StudentLosses, StepResult, train_step
+from ..method.diagnostics import image_outcomes, sampling_diagnostics
+from ..method.step import StudentLosses, StepResult, teacher_pass, train_step
 from .analysis import inspect_dataset_image
 
 # %% auto #0
@@ -243,13 +243,13 @@ def draw(self: LevelPredictionViewer):
 # %% ../../nbs/41_widgets.ipynb #9967ef9d
 class OHEMViewer(FigureWidget):
     "The RoIs each level keeps at K (`ohem_select` on the KLs of Eq. 6), and each level's sorted KL curve with its cut."
-    def __init__(self, student: FasterRCNN, teacher: FasterRCNN, dataset, k: int = 16, index: int = 0,
+    def __init__(self, student: FasterRCNN, teacher: FasterRCNN, dataset, ohem_k: int = 16, index: int = 0,
                  student_view: Callable[[Tensor], Tensor] | None = None, kl_direction: str = 'student||teacher'):
         super().__init__()
         self.student, self.teacher, self.dataset = student, teacher, dataset
-        self.student_view, self.kl_direction, self.k = student_view, kl_direction, k
+        self.student_view, self.kl_direction, self.ohem_k = student_view, kl_direction, ohem_k
         self._control('image', ipywidgets.IntSlider(index, 0, len(dataset) - 1, description='image'), self.show)
-        self._control('k', ipywidgets.IntSlider(k, 1, max(k, 1), description='K'), self.set_k)
+        self._control('ohem_k', ipywidgets.IntSlider(ohem_k, 1, max(ohem_k, 1), description='K'), self.set_ohem_k)
         self.show(index)
 
 # %% ../../nbs/41_widgets.ipynb #361acbe9
@@ -259,19 +259,19 @@ def show(self: OHEMViewer, index: int):
     self.inspection = inspect_dataset_image(self.student, self.teacher, self.dataset, index, self.student_view, self.kl_direction)
     self.index, self.image = index, self.inspection.image
     self.sorted_kl = self.inspection.kl.sort(dim=1, descending=True).values
-    self.controls['k'].max = max(len(self.inspection.rois), 1)
+    self.controls['ohem_k'].max = max(len(self.inspection.rois), 1)
     self._sync('image', index)
-    self.set_k(self.k)
+    self.set_ohem_k(self.ohem_k)
 
 # %% ../../nbs/41_widgets.ipynb #636513b6
 @patch
-def set_k(self: OHEMViewer, k: int):
-    "Keep the top `k` RoIs per level."
-    if k < 1: raise ValueError(f"K must be at least 1, got {k}")
-    self.k = int(k)
-    self.selection: OHEMSelection = ohem_select(self.inspection.kl, self.k)
+def set_ohem_k(self: OHEMViewer, ohem_k: int):
+    "Keep the top `ohem_k` RoIs per level."
+    if ohem_k < 1: raise ValueError(f"K must be at least 1, got {ohem_k}")
+    self.ohem_k = int(ohem_k)
+    self.selection: OHEMSelection = ohem_select(self.inspection.kl, self.ohem_k)
     self.kept = {name: self.selection.mask[l].nonzero().flatten() for l, name in enumerate(self.inspection.level_names)}
-    self._sync('k', k)
+    self._sync('ohem_k', ohem_k)
     self.refresh()
 
 # %% ../../nbs/41_widgets.ipynb #96dfd4fe
@@ -279,14 +279,14 @@ def set_k(self: OHEMViewer, k: int):
 def draw(self: OHEMViewer):
     "Kept RoIs in their level's colour; each level's sorted KLs and the cut at K."
     image_ax, curve_ax = self.figure.subplots(1, 2)
-    show_image(image_ax, self.image, f"K = {self.k}: {self.selection.union_count} distinct RoIs kept "
+    show_image(image_ax, self.image, f"K = {self.ohem_k}: {self.selection.union_count} distinct RoIs kept "
                                      f"of {len(self.inspection.rois)}")
     for l, (name, kept) in enumerate(self.kept.items()):
         colour = LEVEL_COLOURS.get(self.inspection.min_level + l)
         draw_boxes(image_ax, self.inspection.rois[kept], colour, linewidth=1, alpha=0.8)
         curve_ax.plot(range(1, self.sorted_kl.shape[1] + 1), self.sorted_kl[l].tolist(), color=colour,
                       label=f'{name} ({len(kept)} kept)')
-    curve_ax.axvline(self.k, color='black', linestyle='--', linewidth=1)
+    curve_ax.axvline(self.ohem_k, color='black', linestyle='--', linewidth=1)
     curve_ax.set_xlabel('rank'); curve_ax.set_ylabel('KL'); curve_ax.set_yscale('log'); curve_ax.legend(fontsize=7)
     curve_ax.set_title('KL per RoI, sorted, and the cut at K', fontsize=9)
 
@@ -300,16 +300,19 @@ class SampledRoIViewer(FigureWidget):
     def __init__(self, student: FasterRCNN, teacher: FasterRCNN,  # teacher in eval mode
                  labeled: tuple[list, list], unlabeled: tuple[list, list, list],  # batches as `training_batch` gives
                  method: MethodConfig, hidden_targets: list[dict],  # the unlabeled views' ground truth, view pixels
-                 semi_iteration: int = 0, image: int = 0):
+                 iteration_since_burn_in: int = 0, image: int = 0):
         super().__init__()
         if not (method.hard and method.soft):
             raise ValueError("SampledRoIViewer: the method needs both the hard and the soft branch (method.hard, method.soft)")
         with torch.no_grad():
-            self.result: StepResult = train_step(StudentLosses(copy.deepcopy(student).train(), method), teacher, labeled,
-                                                 unlabeled, method, semi_iteration, hidden_targets, keep_details=True)
+            batch = teacher_pass(teacher, unlabeled, method, iteration_since_burn_in)
+            self.result: StepResult = train_step(StudentLosses(copy.deepcopy(student).train(), method), labeled, method,
+                                                 batch, keep_details=True)
         self.views = unlabeled[1]
-        self.per_image = [image_outcomes(self.result.details, i, truth, tuple(view.shape[-2:]))
-                          for i, (truth, view) in enumerate(zip(hidden_targets, self.views))]
+        view_sizes = [tuple(view.shape[-2:]) for view in self.views]
+        self.diagnostics = sampling_diagnostics(self.result.sampled, hidden_targets, view_sizes)
+        self.per_image = [image_outcomes(self.result.sampled, i, truth, size)
+                          for i, (truth, size) in enumerate(zip(hidden_targets, view_sizes))]
         self.counts = pd.DataFrame([{k: len(v) for k, v in boxes.items() if k != 'ground_truth'} for boxes in self.per_image])
         self._control('image', ipywidgets.IntSlider(image, 0, len(self.views) - 1, description='image'), self.show)
         self.show(image)
