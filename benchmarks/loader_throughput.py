@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from crossmatch.data.augment import TwoStreamLoader, WeakStrong, paper_resize
+from crossmatch.data.augment import WeakStrong, paper_resize
+from crossmatch.data.loader import TwoStreamLoader
 from crossmatch.model.detector import detector_config
 from crossmatch.training.trainer import Trainer
 from kit import check_threads, past_burn_in, run_config

@@ -1,4 +1,4 @@
-"Longer checks of crossmatch.data.augment: worker counts, DDP shards over several epochs, resuming, distributed defaults."
+"Longer checks of crossmatch.data.loader and .augment: worker counts, DDP shards over several epochs, resuming, distributed defaults."
 from itertools import islice
 
 import pytest
@@ -7,8 +7,9 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from crossmatch.data import augment
-from crossmatch.data.augment import TwoStreamLoader, WeakStrong, strong_photometric, ERASING_TABLE5
+from crossmatch.data import loader as loader_module
+from crossmatch.data.augment import WeakStrong, strong_photometric, ERASING_TABLE5
+from crossmatch.data.loader import TwoStreamLoader
 
 
 class RandomBoxes(Dataset):
@@ -77,9 +78,9 @@ def test_ranks_share_each_epoch(world_size):
 
 
 def test_rank_defaults_come_from_torch_distributed(monkeypatch):
-    monkeypatch.setattr(augment.dist, 'is_initialized', lambda: True)
-    monkeypatch.setattr(augment.dist, 'get_rank', lambda: 1)
-    monkeypatch.setattr(augment.dist, 'get_world_size', lambda: 2)
+    monkeypatch.setattr(loader_module.dist, 'is_initialized', lambda: True)
+    monkeypatch.setattr(loader_module.dist, 'get_rank', lambda: 1)
+    monkeypatch.setattr(loader_module.dist, 'get_world_size', lambda: 2)
     from_dist = loader(seed=2)
     assert (from_dist.rank, from_dist.world_size) == (1, 2)
     assert same(take(from_dist, 3), take(loader(seed=2, rank=1, world_size=2), 3))
@@ -99,7 +100,7 @@ def test_hidden_ground_truth_follows_the_shared_geometry():
     erase_all = strong_photometric(erasing=[(1., s, r) for _, s, r in ERASING_TABLE5])
     ws = WeakStrong(v2.RandomShortestSize(20, 100), flip_p=1., photometric=erase_all)
     image, target = RandomBoxes(1)[0]
-    weak, strong, out = ws.unlabeled(image, target)
+    weak, strong, out = ws.weak_and_strong(image, target)
     b = target['boxes']  # on a 56-px-wide image: flip x ↦ 56 − x, then scale by 20/40 = 28/56 = 0.5
     expected = torch.stack([56 - b[:, 2], b[:, 1], 56 - b[:, 0], b[:, 3]], 1) * 0.5
     assert torch.allclose(out['boxes'], expected)

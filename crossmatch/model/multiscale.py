@@ -16,11 +16,11 @@ from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import MultiScaleRoIAlign
 from .levels import fpn_level
 from .detector import loader_frame
-from .roialign import roi_align_levels
+from .roialign import indexed_rois, roi_align_levels
 
 # %% auto #0
-__all__ = ['indexed_rois', 'pool_levels', 'predict_levels', 'LevelPredictions', 'predict_every_level', 'student_features',
-           'TeacherOutput', 'teacher_forward']
+__all__ = ['pool_levels', 'predict_levels', 'LevelPredictions', 'predict_every_level', 'student_features', 'TeacherOutput',
+           'teacher_forward']
 
 # %% ../../nbs/13_multiscale.ipynb #8f86c67f
 def _feature_maps(roi_pool: MultiScaleRoIAlign, features: dict[str, Tensor],
@@ -30,13 +30,6 @@ def _feature_maps(roi_pool: MultiScaleRoIAlign, features: dict[str, Tensor],
         empty = next(iter(features.values())).new_zeros(0, 4)
         roi_pool(features, [empty] * len(image_sizes), image_sizes)
     return [f for name, f in features.items() if name in roi_pool.featmap_names], roi_pool.scales
-
-# %% ../../nbs/13_multiscale.ipynb #a1111276
-def indexed_rois(rois: list[Tensor]) -> Tensor:
-    "(N, 5): the RoIs of all images, each row prefixed with its image's index — the form `roi_align` takes."
-    boxes = torch.cat(rois)
-    image_index = torch.cat([torch.full((len(r),), i, dtype=boxes.dtype, device=boxes.device) for i, r in enumerate(rois)])
-    return torch.cat([image_index[:, None], boxes], dim=1)
 
 # %% ../../nbs/13_multiscale.ipynb #09cf1d3b
 def pool_levels(roi_pool: MultiScaleRoIAlign,  # the model's `roi_heads.box_roi_pool`

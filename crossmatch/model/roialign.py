@@ -9,9 +9,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops import roi_align as torchvision_roi_align
+from torchvision.ops._utils import convert_boxes_to_roi_format
 
 # %% auto #0
-__all__ = ['roi_sample_points', 'grid_roi_align', 'roi_align', 'roi_align_levels', 'LevelRoIAlign']
+__all__ = ['roi_sample_points', 'grid_roi_align', 'roi_align', 'roi_align_levels', 'indexed_rois', 'LevelRoIAlign']
 
 # %% ../../nbs/11_roialign.ipynb #add320f9
 def roi_sample_points(rois: Tensor,  # (N, 5) rows (image index, x1, y1, x2, y2) in image pixels
@@ -107,6 +108,12 @@ def roi_align_levels(maps: list[Tensor],  # per level, (B, C, H_l, W_l) feature 
     if len(levels) < 2 or bool((levels[1:] >= levels[:-1]).all()): return pooled  # grouped by level already
     return pooled.index_select(0, torch.argsort(torch.cat(chosen)))
 
+# %% ../../nbs/11_roialign.ipynb #faa62332
+def indexed_rois(boxes: list[Tensor],  # per image, (K_i, 4) XYXY boxes
+                ) -> Tensor:  # (ΣK_i, 5) rows (image index, x1, y1, x2, y2), in the boxes' dtype and device
+    "The RoIs of all images as one matrix, each row prefixed with its image's index: the form `roi_align` takes."
+    return convert_boxes_to_roi_format(boxes)
+
 # %% ../../nbs/11_roialign.ipynb #8c67b029
 class LevelRoIAlign(MultiScaleRoIAlign):
     "`MultiScaleRoIAlign` pooling with `roi_align_levels`: one call for all levels, a fast backward on the CPU."
@@ -114,8 +121,6 @@ class LevelRoIAlign(MultiScaleRoIAlign):
         maps = [x[name] for name in self.featmap_names]
         if self.scales is None:  # torchvision infers the scales and the level mapper on its first call; let it
             super().forward(x, [b[:0] for b in boxes], image_shapes)
-        image_index = torch.cat([torch.full((len(b),), i, dtype=maps[0].dtype, device=maps[0].device)
-                                 for i, b in enumerate(boxes)])
-        rois = torch.cat([image_index[:, None], torch.cat(boxes).to(maps[0].dtype)], 1)
+        rois = indexed_rois(boxes).to(maps[0].dtype)
         levels = self.map_levels(boxes) if len(maps) > 1 else torch.zeros(len(rois), dtype=torch.int64, device=rois.device)
         return roi_align_levels(maps, self.scales, rois, levels, self.output_size, self.sampling_ratio)

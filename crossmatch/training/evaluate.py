@@ -19,8 +19,8 @@ from ..data.coco import CocoDetection, float_image
 from .runtime import distributed_info
 
 # %% auto #0
-__all__ = ['COCO_SUMMARY', 'VOC_IOU_THRESHOLDS', 'class_keys', 'coco_evaluate', 'voc_ap', 'pascal_voc_evaluate', 'predict',
-           'gather_predictions', 'evaluate_detections', 'evaluate_detector']
+__all__ = ['COCO_SUMMARY', 'VOC_IOU_THRESHOLDS', 'coco_records', 'class_keys', 'coco_evaluate', 'voc_ap', 'pascal_voc_evaluate',
+           'predict', 'gather_predictions', 'evaluate_detections', 'evaluate_detector']
 
 # %% ../../nbs/34_evaluate.ipynb #dcd846f5
 def _category_lookup(label_to_category: Mapping[int, int] | Callable[[int], int], coco_gt: COCO) -> Callable[[int], int]:
@@ -35,32 +35,47 @@ def _category_lookup(label_to_category: Mapping[int, int] | Callable[[int], int]
         return category
     return lookup
 
+# %% ../../nbs/34_evaluate.ipynb #7f007e76
+def coco_records(images: Sequence[Mapping],  # per image, the fields its records start with, e.g. {'image_id': 3}
+                 detections: Sequence[Mapping[str, torch.Tensor]],  # per image, boxes (XYXY), scores, labels
+                 to_category: Callable[[int], int],  # contiguous label → COCO category id
+                 score_threshold: float = 0.,  # keep detections scoring at least this
+                 box_format: str = 'xywh',  # COCO's; 'xyxy' keeps the detector's corners
+                ) -> list[dict]:  # per kept detection {**image, category_id, bbox, score}, in the detections' order
+    "Detections as COCO result records: boxes in `box_format`, labels as category ids, scores as the detector gave them."
+    if len(images) != len(detections): raise ValueError(f"{len(detections)} detections for {len(images)} images")
+    records = []
+    for image, detection in zip(images, detections):
+        scores = torch.as_tensor(detection['scores']).detach().cpu().float()
+        keep = scores >= score_threshold
+        boxes = torch.as_tensor(detection['boxes']).detach().cpu().float().reshape(-1, 4)[keep]
+        labels = torch.as_tensor(detection['labels']).detach().cpu()[keep].tolist()
+        categories = {label: int(to_category(label)) for label in set(labels)}
+        records += [{**image, 'category_id': categories[label], 'bbox': box, 'score': score}
+                    for box, label, score in zip(box_convert(boxes, 'xyxy', box_format).tolist(), labels, scores[keep].tolist())]
+    return records
+
 # %% ../../nbs/34_evaluate.ipynb #5125b3dc
 def _as_records(coco_gt: COCO, image_ids: Sequence[int], detections: Sequence[Mapping[str, torch.Tensor]],
-                label_to_category) -> list[dict]:
-    "Detections as COCO result records (XYXY boxes kept), after checking the inputs."
+                label_to_category, box_format: str) -> list[dict]:
+    "Detections as `coco_records` with boxes in `box_format`, after checking them against `coco_gt`."
     image_ids = [int(i) for i in image_ids]
     if len(image_ids) != len(detections):
         raise ValueError(f"{len(detections)} detection dicts for {len(image_ids)} image ids")
     if len(set(image_ids)) != len(image_ids):
         raise ValueError("`image_ids` lists an image more than once")
-    lookup, records = _category_lookup(label_to_category, coco_gt), []
     for image_id, det in zip(image_ids, detections):
         if image_id not in coco_gt.imgs:
             raise ValueError(f"image id {image_id} is not in the ground truth")
         missing = {'boxes', 'scores', 'labels'} - set(det)
         if missing:
             raise ValueError(f"detections of image id {image_id} lack the field(s) {sorted(missing)}")
-        boxes = torch.as_tensor(det['boxes']).detach().cpu().float().reshape(-1, 4).tolist()
-        scores = torch.as_tensor(det['scores']).detach().cpu().float().tolist()
-        labels = torch.as_tensor(det['labels']).detach().cpu().tolist()
-        if not len(boxes) == len(scores) == len(labels):
-            raise ValueError(f"detections of image id {image_id}: {len(boxes)} boxes, {len(scores)} scores, "
-                             f"{len(labels)} labels")
-        categories = {label: lookup(label) for label in set(labels)}
-        records += [{'image_id': image_id, 'category_id': categories[label], 'box': box, 'score': score}
-                    for box, score, label in zip(boxes, scores, labels)]
-    return records
+        boxes, scores, labels = (len(torch.as_tensor(det[k]).reshape(shape)) for k, shape in
+                                 (('boxes', (-1, 4)), ('scores', (-1,)), ('labels', (-1,))))
+        if not boxes == scores == labels:
+            raise ValueError(f"detections of image id {image_id}: {boxes} boxes, {scores} scores, {labels} labels")
+    return coco_records([{'image_id': i} for i in image_ids], detections, _category_lookup(label_to_category, coco_gt),
+                        box_format=box_format)
 
 # %% ../../nbs/34_evaluate.ipynb #85ff0134
 COCO_SUMMARY = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')  # the first six numbers of COCOeval.stats
@@ -84,13 +99,11 @@ def coco_evaluate(coco_gt: COCO,  # the ground truth
                   verbose: bool = False,  # let COCOeval print its summary
                  ) -> dict[str, float]:  # AP, AP50, AP75, APs, APm, APl and AP-<class>, in percent
     "COCO-style box AP of `detections` on `image_ids` with pycocotools' COCOeval."
-    records = _as_records(coco_gt, image_ids, detections, label_to_category)
+    records = _as_records(coco_gt, image_ids, detections, label_to_category, 'xywh')
     output = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
     with output:
         if records:
-            results = coco_gt.loadRes([{'image_id': r['image_id'], 'category_id': r['category_id'], 'score': r['score'],
-                                        'bbox': [x1, y1, x2 - x1, y2 - y1]}  # COCO's XYWH
-                                       for r in records for x1, y1, x2, y2 in [r['box']]])
+            results = coco_gt.loadRes(records)
         else:
             results = COCO()
             results.dataset = {'images': coco_gt.dataset['images'], 'categories': coco_gt.dataset['categories'],
@@ -142,7 +155,7 @@ def _precision_recall(records: list[dict], ground_truth: dict[int, tuple[torch.T
     for image_id, rows in by_image.items():
         boxes, _ = ground_truth[image_id]
         if len(boxes):
-            iou, best = box_iou(torch.tensor([records[i]['box'] for i in rows]), boxes).max(1)
+            iou, best = box_iou(torch.tensor([records[i]['bbox'] for i in rows]), boxes).max(1)
             best_iou[rows], best_box[rows] = iou.numpy(), best.numpy()
     curves = []
     for iou_threshold in iou_thresholds:
@@ -171,7 +184,7 @@ def pascal_voc_evaluate(coco_gt: COCO,  # the ground truth, VOC converted to COC
                        ) -> dict[str, float]:  # VOC_AP50, VOC07_AP50, VOC_AP50_95 and per class, in percent
     "Pascal-style AP at IoU 0.5 (area and VOC07 11-point) and averaged over IoU 0.50:0.95, ignoring difficult/crowd boxes."
     records_by_category = defaultdict(list)
-    for r in _as_records(coco_gt, image_ids, detections, label_to_category):
+    for r in _as_records(coco_gt, image_ids, detections, label_to_category, 'xyxy'):
         records_by_category[r['category_id']].append(r)
     names = ('VOC_AP50', 'VOC07_AP50', 'VOC_AP50_95')
     metrics, per_class = {}, {name: [] for name in names}

@@ -10,12 +10,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 from pycocotools.coco import COCO
-from torchvision.ops import box_convert
 from torchvision.transforms.v2.functional import to_pil_image
 from torchvision.utils import draw_bounding_boxes
 from ..data.coco import image_files, CategoryMap, displayed_size, load_coco, load_rgb_image
 from ..data.datasets import DataConfig
-from .evaluate import predict
+from .evaluate import coco_records, predict
 from ..data.files import atomic_write
 from ..method.pseudo import pseudo_labels
 from ..data.shapes import generate_shapes
@@ -80,19 +79,14 @@ def detection_records(detections: Sequence[dict[str, torch.Tensor]],  # per imag
                       image_ids: Sequence[int] | None = None,  # COCO ids of the images, if they have some
                       score_threshold: float = 0.,  # keep detections scoring at least this
                      ) -> list[dict]:  # COCO result records, best first per image
-    "Detections as COCO result records (XYWH boxes, category ids, file names; image ids when given)."
+    "Detections as COCO result records (`evaluate.coco_records`: XYWH boxes, category ids; file names, image ids when given)."
     if len(names) != len(detections) or (image_ids is not None and len(image_ids) != len(names)):
         raise ValueError(f"{len(detections)} detections for {len(names)} names and "
                          f"{'no' if image_ids is None else len(image_ids)} image ids")
-    records = []
-    for index, (name, detection) in enumerate(zip(names, detections)):
-        keep = detection['scores'] >= score_threshold
-        boxes = box_convert(detection['boxes'][keep].float(), 'xyxy', 'xywh').tolist()
-        categories = category_map.to_category_ids(detection['labels'][keep]).tolist()
-        image = {'file_name': name} if image_ids is None else {'image_id': int(image_ids[index]), 'file_name': name}
-        records += [{**image, 'category_id': category, 'bbox': [round(v, 2) for v in box], 'score': score}
-                    for box, category, score in zip(boxes, categories, detection['scores'][keep].tolist())]
-    return records
+    images = [{'file_name': name} if image_ids is None else {'image_id': int(image_ids[index]), 'file_name': name}
+              for index, name in enumerate(names)]
+    return [{**record, 'bbox': [round(v, 2) for v in record['bbox']]}
+            for record in coco_records(images, detections, category_map.to_category_ids, score_threshold)]
 
 # %% ../../nbs/36_inference.ipynb #fe0ffccc
 _PALETTE = ('#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#46f0f0', '#f032e6', '#bcf60c', '#fabebe', '#008080')
@@ -160,14 +154,11 @@ def pseudo_label_coco(detections: Sequence[dict[str, torch.Tensor]],  # per imag
     "The teacher's pseudo-labels at δ (`pseudo.pseudo_labels`) as a COCO dataset with a score per annotation."
     image_ids = list(range(1, len(names) + 1)) if image_ids is None else [int(i) for i in image_ids]
     images = [{'id': i, 'file_name': n, 'width': w, 'height': h} for i, n, (w, h) in zip(image_ids, names, sizes)]
-    annotations = []
-    for image_id, target in zip(image_ids, pseudo_labels(detections, delta, nms_iou)):
-        boxes = box_convert(target['boxes'], 'xyxy', 'xywh').tolist()
-        categories = category_map.to_category_ids(target['labels']).tolist()
-        annotations += [{'id': len(annotations) + k + 1, 'image_id': image_id, 'category_id': category,
-                         'bbox': [round(v, 2) for v in box], 'area': round(box[2] * box[3], 2), 'iscrowd': 0,
-                         'score': score}
-                        for k, (box, category, score) in enumerate(zip(boxes, categories, target['scores'].tolist()))]
+    records = coco_records([{'image_id': i} for i in image_ids], pseudo_labels(detections, delta, nms_iou),
+                           category_map.to_category_ids)
+    annotations = [{'id': number, 'image_id': r['image_id'], 'category_id': r['category_id'],
+                    'bbox': [round(v, 2) for v in r['bbox']], 'area': round(r['bbox'][2] * r['bbox'][3], 2), 'iscrowd': 0,
+                    'score': r['score']} for number, r in enumerate(records, 1)]
     categories = [{'id': c, 'name': n} for c, n in zip(category_map.category_ids, category_map.names[1:])]
     return {'info': {'description': f"pseudo-labels: teacher detections with score >= {delta}, class-wise NMS at IoU {nms_iou}"},
             'images': images, 'annotations': annotations, 'categories': categories}

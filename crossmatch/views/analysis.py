@@ -15,7 +15,8 @@ from ..training.config import Config
 from ..training.checkpoint import load_detectors, checkpoint_path
 from ..data.datasets import RunData, build_data
 from ..data.splits import SemiSupervisedData
-from ..data.augment import TwoStreamLoader, WeakStrong
+from ..data.augment import WeakStrong
+from ..data.loader import TwoStreamLoader
 from ..model.multiscale import teacher_forward, student_features, predict_every_level
 from ..method.losses import soft_kl_per_roi
 from ..method.diagnostics import hidden_targets_for_views
