@@ -10,11 +10,12 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
-from crossmatch.data.augment import TwoStreamLoader, WeakStrong, paper_resize
+from crossmatch.data.augment import WeakStrong, paper_resize
+from crossmatch.data.loader import TwoStreamLoader
 from crossmatch.training.config import config_from_args, get_preset
 from crossmatch.method.config import MethodConfig
 from crossmatch.model.detector import LoaderSizedTransform, ModelConfig, build_model
-from crossmatch.method.step import StudentLosses, train_step
+from crossmatch.method.step import StudentLosses, teacher_pass, train_step
 from crossmatch.training.trainer import Trainer
 from conftest import paper_run_config, record_rpn_sizes
 
@@ -52,10 +53,11 @@ def test_training_sizes_vary_teacher_and_student_share_a_frame():
     for _ in range(3):
         labeled, unlabeled = next(batches)
         view_sizes.append(([tuple(i.shape[-2:]) for i in labeled[0]], [tuple(i.shape[-2:]) for i in unlabeled[1]]))
-        result = train_step(StudentLosses(student.train(), method), teacher, labeled, unlabeled, method, keep_details=True)
+        batch = teacher_pass(teacher, unlabeled, method)
+        result = train_step(StudentLosses(student.train(), method), labeled, method, batch, keep_details=True)
         assert torch.isfinite(result.loss)
         # the teacher's frame is the student's strong views' frame: the soft branch pools its proposals there
-        assert result.details['teacher'].image_sizes == result.details['image_sizes']
+        assert batch.teacher.image_sizes == result.sampled.image_sizes
     # per step the student saw the labeled batch (4 images: both views), then the strong views; the teacher the weak views
     labeled_seen, strong_seen = student_sizes[0::2], student_sizes[1::2]
     assert labeled_seen == [sizes for sizes, _ in view_sizes]  # the loader's sizes, not resized again
