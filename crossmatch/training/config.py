@@ -88,7 +88,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         raise ValueError(f"config field {key!r} expects {hint.__name__}, got {value!r}")
     return value
 
-# %% ../../nbs/30_config.ipynb #17a82499
+# %% ../../nbs/30_config.ipynb #14c408db
 _OLD_KEEPS = dict(min_size=0, max_size=0, train_min_sizes=[], rpn_post_nms_top_n_train=0, rpn_positive_fraction=0.,
                   norm='', frozen_stages=0)  # what config files and checkpoints before 0.2.0 wrote for "the architecture's"
 
@@ -97,6 +97,7 @@ def _read_value(section: str, name: str, value: Any) -> Any:
     old = section == 'model' and name in _OLD_KEEPS and not isinstance(value, bool) and value == _OLD_KEEPS[name]
     return None if old else value
 
+# %% ../../nbs/30_config.ipynb #17a82499
 def apply_overrides(config: Config, overrides: dict[str, Any] | list[str]) -> Config:
     "A copy of `config` with dotted-key (`'train.lr=0.02'`) or nested-dict overrides applied, in order."
     config = copy.deepcopy(config)
