@@ -33,7 +33,7 @@ PUBLIC_NAMES: dict[str, str] = {
     'Trainer': 'training.trainer', 'final_metrics': 'training.metrics',
     **dict.fromkeys(['evaluate_detector', 'predict'], 'training.evaluate'),
     **dict.fromkeys(['predict_images', 'export_pseudo_labels'], 'training.inference'),
-    **dict.fromkeys(['DEMO_PRESETS', 'run_demo'], 'training.demo'),
+    **dict.fromkeys(['DEMO_SIZES', 'run_demo'], 'training.demo'),
     **dict.fromkeys(['plan_ablation', 'run_ablation', 'summarize_ablation'], 'training.ablation'),
     **dict.fromkeys(['load_run', 'training_batch', 'inspect_image'], 'views.analysis'),
     'TrainingCurves': 'views.curves', 'write_report': 'views.report',

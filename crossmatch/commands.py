@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from .training.ablation import run_ablation, setting_overrides
 from .training.checkpoint import Detectors, latest_checkpoint, load_detectors
-from .training.config import Config, config_from_args
+from .training.config import Config, config_from_args, config_yaml
 from .data.convert import voc_to_coco, yolo_to_coco
 from .data.coco import annotation_boxes
 from .data.datasets import build_data
@@ -27,9 +27,9 @@ from .training.trainer import Trainer
 from .views.report import write_report
 
 # %% auto #0
-__all__ = ['cmd_data', 'cmd_pretrain', 'cmd_convert_voc', 'cmd_convert_yolo', 'train_config', 'cmd_train', 'load_run_model',
-           'cmd_eval', 'cmd_predict', 'cmd_pseudo_label', 'cmd_demo', 'parse_variant', 'parse_variants', 'cmd_ablation',
-           'cmd_report', 'cmd_export']
+__all__ = ['cmd_data', 'cmd_pretrain', 'cmd_convert_voc', 'cmd_convert_yolo', 'train_config', 'cmd_train', 'cmd_config',
+           'load_run_model', 'cmd_eval', 'cmd_predict', 'cmd_pseudo_label', 'cmd_demo', 'parse_variant',
+           'parse_variants', 'cmd_ablation', 'cmd_report', 'cmd_export']
 
 # %% ../nbs/38_commands.ipynb #bd01d7ad
 def cmd_data(args: argparse.Namespace):
@@ -78,7 +78,7 @@ def cmd_convert_yolo(args: argparse.Namespace):
 _DATA_FLAGS = ('train_json', 'train_images', 'val_json', 'val_images', 'percent')
 
 def train_config(args: argparse.Namespace) -> Config:
-    "The config `crossmatch train` runs: preset ← --config ← each --set ← data flags ← --method-setting ← --method ← --output."
+    "The config `crossmatch train` (and `crossmatch config`) builds from `args`, its sources in `config.OVERRIDE_ORDER`."
     data = [f'data.{name}={getattr(args, name)}' for name in _DATA_FLAGS if getattr(args, name) is not None]
     config = config_from_args(args.preset, args.config, list(args.set) + data, args.method, args.output,
                               method_setting=args.method_setting)
@@ -106,6 +106,11 @@ def cmd_train(args: argparse.Namespace):
             final = final_metrics(frame, model)
             if final: print(f"{model}: AP {final['AP']:.2f}  AP50 {final['AP50']:.2f}  (iteration {final['iteration']:.0f})")
         print(f"run folder: {trainer.run_dir.resolve()}")
+
+# %% ../nbs/38_commands.ipynb #775743bc
+def cmd_config(args: argparse.Namespace):
+    "Print the effective config of `crossmatch train` with the same arguments: every field, as YAML that `--config` reads back."
+    print(config_yaml(train_config(args)), end='')
 
 # %% ../nbs/38_commands.ipynb #7d56c4e6
 def load_run_model(args: argparse.Namespace) -> tuple[Detectors, torch.nn.Module, torch.device]:

@@ -1,6 +1,6 @@
 """The command line through `crossmatch.cli.main`, on a 4-iteration run of the quick shapes set and small files the
-tests write: override precedence, `--set` given twice, `eval`/`predict`/`pseudo-label` on the run, `convert-yolo`,
-and errors that exit 2 naming the file."""
+tests write: override precedence, `--set` given twice, `config` and a run trained from its YAML, `eval`/`predict`/
+`pseudo-label` on the run, `convert-yolo`, and errors that exit 2 naming the file."""
 import copy
 import json
 import os
@@ -16,6 +16,7 @@ from PIL import Image
 from crossmatch.cli import build_parser, main, train_config
 from crossmatch.data.coco import load_coco
 from crossmatch.data.shapes import generate_shapes
+from crossmatch.training.config import get_preset, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHORT = ['data.shapes_preset=quick', f'data.root={REPO / "data"}', 'data.num_workers=0', 'train.burn_in=2',
@@ -37,13 +38,14 @@ def run(tmp_path_factory, shapes):
 
 
 def test_override_precedence(tmp_path):
-    "preset ← --config file ← --set ← data flags ← --method ← --output, each level seen winning over the one before."
+    "preset ← --config file ← --method-setting ← --set ← data flags ← --method ← --output, each level winning over the one before."
     file = tmp_path / 'over.yaml'
     file.write_text(yaml.safe_dump({'train': {'lr': 0.03, 'iterations': 7, 'output_dir': 'from-file'},
                                     'data': {'percent': 2.0}}))
     args = build_parser().parse_args(
         ['train', '--config', str(file), '--set', 'train.lr=0.04', 'method.hard=false', 'train.output_dir=from-set',
-         'data.percent=5', '--percent', '20', '--method', 'unbiased-teacher', '--output', 'from-flag'])
+         'data.percent=5', 'method.ohem_scope=batch', '--percent', '20', '--method', 'unbiased-teacher',
+         '--output', 'from-flag', '--method-setting', 'paper-text'])
     config = train_config(args)
     assert config.train.warmup_iters == 50  # the shapes preset's, untouched
     assert config.train.iterations == 7  # file over preset (1000)
@@ -51,6 +53,40 @@ def test_override_precedence(tmp_path):
     assert config.data.percent == 20.0  # --percent over --set (5) over file (2)
     assert (config.method.soft, config.method.hard, config.method.multiscale) == (False, True, False)  # --method over --set
     assert config.train.output_dir == 'from-flag'  # --output over --set and file
+    assert (config.method.kl_reduction, config.method.ohem_scope) == ('mean', 'batch')  # --set over --method-setting ('image')
+
+
+def test_set_wins_over_method_setting_in_the_printed_config(capsys):
+    "Through the command line: the setting over the preset, --set over the setting, --method over --set."
+    assert main(['config', '--preset', 'coco-standard', '--method-setting', 'paper-text', '--set', 'method.ohem_scope=batch',
+                 'method.soft=false', '--method', 'crossmatch']) == 0
+    method = yaml.safe_load(capsys.readouterr().out)['method']
+    assert method['kl_direction'] == 'student||teacher'  # the setting's (the preset: teacher||student)
+    assert method['ohem_scope'] == 'batch'  # --set's (the setting: image)
+    assert method['soft'] is True  # --method's (--set: false)
+
+
+def test_config_prints_every_field_and_reads_back(tmp_path, capsys):
+    assert main(['config', '--preset', 'shapes']) == 0
+    text = capsys.readouterr().out
+    saved = yaml.safe_load(text)
+    assert {section: list(fields) for section, fields in saved.items()} == \
+        {section: list(fields) for section, fields in get_preset('shapes').to_dict().items()}
+    (tmp_path / 'shapes.yaml').write_text(text)
+    assert load_config(tmp_path / 'shapes.yaml') == get_preset('shapes')
+    for preset in ('shapes', 'voc'):  # every field: the preset under the file changes nothing
+        args = build_parser().parse_args(['train', '--preset', preset, '--config', str(tmp_path / 'shapes.yaml')])
+        assert train_config(args) == get_preset('shapes')
+
+
+def test_a_run_from_its_printed_config_trains_the_same(run, tmp_path, capsys):
+    "The `run` fixture's arguments through `config`, and that YAML through `train --config`: the same losses and AP."
+    assert main(['config', '--set', *SHORT, '--set', 'train.iterations=4', '--output', str(tmp_path / 'again')]) == 0
+    (tmp_path / 'run.yaml').write_text(capsys.readouterr().out)
+    assert main(['train', '--config', str(tmp_path / 'run.yaml'), '--no-progress']) == 0
+    before, after = (pd.read_csv(folder / 'metrics.csv').drop(columns='sec_per_iter') for folder in (run, tmp_path / 'again'))
+    assert len(before) >= 3 and before.loss.notna().sum() >= 2
+    pd.testing.assert_frame_equal(before, after)
 
 
 def test_set_twice_applies_both(run):

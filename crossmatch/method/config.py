@@ -5,9 +5,12 @@
 # %% ../../nbs/20_method.ipynb #06aa9d3a
 from __future__ import annotations
 from dataclasses import dataclass
+from ..data.errors import ConfigError
+from .losses import KL_DIRECTIONS, LEVEL_REDUCTIONS
+from .ohem import OHEM_RAMPS, OHEM_SCOPES
 
 # %% auto #0
-__all__ = ['METHODS', 'METHOD_SETTINGS', 'MethodConfig', 'method_name']
+__all__ = ['METHODS', 'METHOD_SETTINGS', 'MethodConfig', 'method_name', 'check_method_config']
 
 # %% ../../nbs/20_method.ipynb #55c0ab24
 @dataclass
@@ -67,3 +70,23 @@ METHOD_SETTINGS: dict[str, dict] = {
         ohem_ramp_start=0, beta_on_soft=False, soft_weight_schedule='cosine', soft_weight_end=0.3,
         delta=0.7, ema_alpha=0.9996),
 }
+
+# %% ../../nbs/20_method.ipynb #9e5d506c
+def check_method_config(method: MethodConfig):
+    "Raise a ConfigError naming the first `method.` field whose value cannot work."
+    from crossmatch.method.step import WEIGHT_SCHEDULES  # `step` imports this module (`MethodConfig`), so not at the top
+    m = method
+    problems = [
+        ('kl_direction', m.kl_direction in KL_DIRECTIONS, f"one of {KL_DIRECTIONS}"),
+        ('kl_reduction', m.kl_reduction in LEVEL_REDUCTIONS, f"one of {LEVEL_REDUCTIONS}"),
+        ('delta', 0 <= m.delta <= 1, "in [0, 1]"), ('pseudo_nms_iou', 0 < m.pseudo_nms_iou <= 1, "in (0, 1]"),
+        ('ema_alpha', 0 <= m.ema_alpha <= 1, "in [0, 1]"),
+        ('ohem_k', m.ohem_k >= 0, "≥ 0"), ('ohem_ramp_iters', m.ohem_ramp_iters >= 0, "≥ 0"),
+        ('ohem_scope', m.ohem_scope in OHEM_SCOPES, f"one of {OHEM_SCOPES}"),
+        ('ohem_ramp_shape', m.ohem_ramp_shape in OHEM_RAMPS, f"one of {OHEM_RAMPS}"),
+        ('ohem_ramp_start', m.ohem_ramp_start >= 0, "≥ 0"),
+        ('soft_weight_schedule', m.soft_weight_schedule in WEIGHT_SCHEDULES, f"one of {WEIGHT_SCHEDULES}"),
+        ('soft_weight_end', 0 <= m.soft_weight_end <= 1, "in [0, 1]"),
+    ]
+    for name, ok, expected in problems:
+        if not ok: raise ConfigError(f"config method.{name} = {getattr(m, name)!r}: expected {expected}")

@@ -20,12 +20,13 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops.misc import Conv2dNormActivation, FrozenBatchNorm2d
+from ..data.errors import ConfigError
 from .roialign import LevelRoIAlign
 
 # %% auto #0
 __all__ = ['CONFIGS', 'BACKBONE_PREFIX', 'DetectorConfig', 'get_config', 'tiny_fpn_backbone', 'WeightsChoice', 'resolve_weights',
            'load_state_dict_file', 'LoaderSizedTransform', 'loader_frame', 'build_detector', 'ModelConfig',
-           'detector_config', 'build_model']
+           'check_model_config', 'detector_config', 'build_model']
 
 # %% ../../nbs/12_model.ipynb #9c508fa7
 @dataclass(frozen=True)
@@ -224,28 +225,43 @@ def build_detector(config: str | DetectorConfig, num_classes: int, weights: str 
 # %% ../../nbs/12_model.ipynb #a7094c2e
 @dataclass
 class ModelConfig:
-    "Which detector and which initial weights; sizes and RPN values that differ from the architecture's."
-    arch: str = 'tiny'  # tiny | paper
+    "Which detector and which initial weights; the other fields replace the architecture's `DetectorConfig` values, None keeping them."
+    arch: str = 'tiny'  # tiny | paper (a name of `CONFIGS`)
     weights: str = ''  # '' (from scratch) | imagenet | coco (paper) | pretrained (tiny: `pretrain`) | a state-dict file
-    min_size: int = 0  # test short side (and training, if the loader does not size images); 0 keeps the architecture's
-    max_size: int = 0
-    train_min_sizes: list[int] = field(default_factory=list)  # paper arch: the loader's training short sides; [] keeps
-    rpn_post_nms_top_n_train: int = 0  # proposals kept per image after NMS in training; 0 keeps the architecture's
-    rpn_positive_fraction: float = 0.  # share of positives in the RPN's anchor sample; 0 keeps the architecture's
-    norm: str = ''  # tiny backbone: batch | group | frozen; '' keeps the architecture's
-    frozen_stages: int = 0  # tiny backbone: the first N of stem, C2..C5 left untrained (0: train them all)
+    min_size: int | None = None  # test short side (and training, if the loader does not size images)
+    max_size: int | None = None  # cap on the long side
+    train_min_sizes: list[int] | None = None  # paper arch: the loader's training short sides
+    rpn_post_nms_top_n_train: int | None = None  # proposals kept per image after NMS in training
+    rpn_positive_fraction: float | None = None  # share of positives in the RPN's anchor sample
+    norm: str | None = None  # tiny backbone: batch | group | frozen
+    frozen_stages: int | None = None  # tiny backbone: the first N of stem, C2..C5 left untrained
+
+# %% ../../nbs/12_model.ipynb #87f4f0bb
+def check_model_config(config: ModelConfig):
+    "Raise a ConfigError naming the first `model.` field whose value cannot work."
+    def problem(name: str, expected: str): raise ConfigError(f"config model.{name} = {getattr(config, name)!r}: expected {expected}")
+    if config.arch not in CONFIGS: problem('arch', f"one of {sorted(CONFIGS)}")
+    for name in ('min_size', 'max_size', 'rpn_post_nms_top_n_train'):
+        if getattr(config, name) is not None and getattr(config, name) < 1: problem(name, "≥ 1, or null (the architecture's)")
+    if config.train_min_sizes is not None:
+        if not CONFIGS[config.arch].train_min_sizes:
+            problem('train_min_sizes', f"null: the {config.arch!r} architecture resizes its own training images "
+                                       "(use model.min_size / model.max_size)")
+        if not config.train_min_sizes or min(config.train_min_sizes) < 1:
+            problem('train_min_sizes', "a list of short sides ≥ 1, or null (the architecture's)")
+    if config.rpn_positive_fraction is not None and not 0 < config.rpn_positive_fraction <= 1:
+        problem('rpn_positive_fraction', "in (0, 1], or null (the architecture's)")
+    if config.norm not in (None, 'batch', 'group', 'frozen'): problem('norm', "batch, group or frozen, or null (the architecture's)")
+    if config.frozen_stages is not None and not 0 <= config.frozen_stages <= 5:
+        problem('frozen_stages', "0..5 (stem, C2, C3, C4, C5), or null (the architecture's)")
 
 # %% ../../nbs/12_model.ipynb #ada0bc08
 def detector_config(config: ModelConfig) -> DetectorConfig:
-    "The architecture's `DetectorConfig` with the run's non-zero overrides: what `build_model` builds and the loader sizes for."
-    overrides = dict(min_size=config.min_size, max_size=config.max_size, train_min_sizes=tuple(config.train_min_sizes),
-                     rpn_post_nms_top_n_train=config.rpn_post_nms_top_n_train,
-                     rpn_positive_fraction=config.rpn_positive_fraction, norm=config.norm,
-                     frozen_stages=config.frozen_stages)
-    if config.train_min_sizes and not CONFIGS[config.arch].train_min_sizes:
-        raise ValueError(f"model.train_min_sizes: the {config.arch!r} architecture resizes its own training images; "
-                         "use model.min_size / model.max_size")
-    return get_config(config.arch, **{k: v for k, v in overrides.items() if v})
+    "The architecture's `DetectorConfig` with the run's fields that are not None: what `build_model` builds and the loader sizes for."
+    check_model_config(config)
+    overrides = {f.name: getattr(config, f.name) for f in fields(ModelConfig) if f.name not in ('arch', 'weights')}
+    if overrides['train_min_sizes'] is not None: overrides['train_min_sizes'] = tuple(overrides['train_min_sizes'])
+    return get_config(config.arch, **{k: v for k, v in overrides.items() if v is not None})
 
 # %% ../../nbs/12_model.ipynb #80293f6a
 def build_model(config: ModelConfig, num_classes: int,  # classes including the background

@@ -13,7 +13,7 @@ from scipy import stats
 from .checkpoint import checkpoint_path, list_checkpoints
 from .config import Config, apply_overrides, check_config, config_from_args, load_config
 from ..data.datasets import RunData
-from .demo import DEMO_PRESETS
+from .demo import DEMO_SIZES, start_run
 from ..data.files import atomic_write
 from ..method.config import METHODS, METHOD_SETTINGS
 from .metrics import MetricsLog, final_metrics
@@ -151,14 +151,14 @@ def check_run_folder(run: PlannedRun):
                      f"{here[section].get(field)!r} now): give another output folder, or delete that run")
 
 # %% ../../nbs/39_ablation.ipynb #066aa0f6
-RUN_TIME_FILE = 'ablation-run.json'  # in a run folder: the wall time of the session that finished it
+RUN_TIME_FILE = 'ablation-run.json'  # in a run folder: the seconds of the `train_run` call that finished it
 
 def train_run(run: PlannedRun, data: RunData | None = None, progress: bool = True) -> tuple[Trainer, int]:
     "Train `run` from where it stands (see `run_state`); the trainer and the iterations trained now."
     state = run_state(run)
     if state == 'new' and run.folder.exists(): shutil.rmtree(run.folder)  # killed before a checkpoint of its own
-    trainer = Trainer(run.config, resume=state == 'partial', progress=progress, data=data)
-    if state == 'new' and run.branch_from: trainer.branch_from(run.branch_from.folder, run.start)
+    branch = run.branch_from.folder if state == 'new' and run.branch_from else None
+    trainer = start_run(run.config, branch, resume=state == 'partial', data=data, progress=progress)
     first = trainer.iteration
     trainer.fit()
     return trainer, trainer.iteration - first
@@ -293,14 +293,14 @@ def run_ablation(output: str | Path = 'runs/ablation',  # folder of the runs and
                  variants: dict[str, list[str]] | None = None,  # name → 'section.field=value' overrides; None: {'base': []}
                  seeds: list[int] = (1, 2, 3),  # seed s: data.split_seed=s, train.seed=s
                  preset: str = 'shapes',
-                 quick: bool = False,  # the demo's quick overrides (DEMO_PRESETS['quick']) after the preset
+                 quick: bool = False,  # the demo's quick overrides (DEMO_SIZES['quick']) after the preset
                  overrides: list[str] | None = None,  # 'section.field=value' for every run (`--set`)
                  progress: bool = True,  # the trainer's progress bars (the one line per run is always printed)
                 ) -> pd.DataFrame:  # one row per (method, variant, seed), as ablation.csv
     "Train every run of methods × variants × seeds not finished yet, write ablation.csv, .md, .png; print the table."
     started, output, variants = time.perf_counter(), Path(output), dict(variants or {'base': []})
     refuse_owned_fields(list(overrides or []), 'the overrides (--set)')
-    base = config_from_args(preset, overrides=(DEMO_PRESETS['quick'] if quick else []) + list(overrides or []))
+    base = config_from_args(preset, overrides=(DEMO_SIZES['quick'] if quick else []) + list(overrides or []))
     plan = plan_ablation(base, output, list(methods), variants, list(seeds))
     for run in plan.runs: check_run_folder(run)
     description = describe_ablation(preset, quick, overrides, variants, seeds)

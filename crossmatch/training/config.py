@@ -4,7 +4,7 @@
 
 # %% ../../nbs/30_config.ipynb #f85a698f
 from __future__ import annotations
-import copy, json
+import copy, json, types, typing
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -14,15 +14,12 @@ from ..data.files import atomic_write
 from ..data.coco import read_text
 from ..data.augment import LABELED_VIEWS
 from ..data.datasets import DataConfig, check_data_config
-from ..model.detector import CONFIGS, ModelConfig
-from ..method.losses import KL_DIRECTIONS, LEVEL_REDUCTIONS
-from ..method.config import METHODS, METHOD_SETTINGS, MethodConfig
-from ..method.ohem import OHEM_RAMPS, OHEM_SCOPES
-from ..method.step import WEIGHT_SCHEDULES
+from ..model.detector import ModelConfig, check_model_config
+from ..method.config import METHODS, METHOD_SETTINGS, MethodConfig, check_method_config
 
 # %% auto #0
-__all__ = ['PRESETS', 'TrainConfig', 'Config', 'apply_overrides', 'get_preset', 'check_config', 'load_overrides', 'save_config',
-           'load_config', 'config_from_args']
+__all__ = ['PRESETS', 'OVERRIDE_ORDER', 'TrainConfig', 'Config', 'apply_overrides', 'get_preset', 'check_train_config',
+           'check_config', 'load_overrides', 'config_yaml', 'save_config', 'load_config', 'config_from_args']
 
 # %% ../../nbs/30_config.ipynb #fec0f137
 @dataclass
@@ -73,7 +70,10 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
 
 # %% ../../nbs/30_config.ipynb #15452027
 def _coerce(value: Any, hint: Any, key: str) -> Any:
-    "Parse `value` (a string from the command line, or a YAML value) into the field's type."
+    "Parse `value` (a string from the command line, or a YAML value) into the field's type; `X | None` also takes null."
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):  # `int | None`: a value or None
+        if value is None or (isinstance(value, str) and value.strip() in ('', 'null', '~', 'Null', 'NULL')): return None
+        (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
     if isinstance(value, str) and hint is not str and value.strip():
         try: value = yaml.safe_load(value)
         except yaml.YAMLError as e: raise ConfigError(f"config field {key!r}: {value!r} is not a YAML value ({_yaml_problem(e)})") from e
@@ -88,6 +88,15 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         raise ValueError(f"config field {key!r} expects {hint.__name__}, got {value!r}")
     return value
 
+# %% ../../nbs/30_config.ipynb #14c408db
+_OLD_KEEPS = dict(min_size=0, max_size=0, train_min_sizes=[], rpn_post_nms_top_n_train=0, rpn_positive_fraction=0.,
+                  norm='', frozen_stages=0)  # what config files and checkpoints before 0.2.0 wrote for "the architecture's"
+
+def _read_value(section: str, name: str, value: Any) -> Any:
+    "A value of a config file or checkpoint: a model field's old 0, '' or [] read as None (the architecture's: the same detector)."
+    old = section == 'model' and name in _OLD_KEEPS and not isinstance(value, bool) and value == _OLD_KEEPS[name]
+    return None if old else value
+
 # %% ../../nbs/30_config.ipynb #17a82499
 def apply_overrides(config: Config, overrides: dict[str, Any] | list[str]) -> Config:
     "A copy of `config` with dotted-key (`'train.lr=0.02'`) or nested-dict overrides applied, in order."
@@ -101,7 +110,7 @@ def apply_overrides(config: Config, overrides: dict[str, Any] | list[str]) -> Co
         pairs = []
         for section, values in (overrides or {}).items():
             if not isinstance(values, dict): raise ValueError(f"config section {section!r} must be a mapping of fields")
-            pairs += [(f'{section}.{name}', value) for name, value in values.items()]
+            pairs += [(f'{section}.{name}', _read_value(section, name, value)) for name, value in values.items()]
     for key, value in pairs:
         section_name, _, name = key.partition('.')
         section = getattr(config, section_name, None) if section_name in {f.name for f in fields(Config)} else None
@@ -113,64 +122,64 @@ def apply_overrides(config: Config, overrides: dict[str, Any] | list[str]) -> Co
         setattr(section, name, _coerce(value, hints[name], key))
     return config
 
-# %% ../../nbs/30_config.ipynb #3e82f4a6
-def _preset(**sections) -> Config: return apply_overrides(Config(), sections)
-
-# %% ../../nbs/30_config.ipynb #7f7ebbd6
-_COCO = dict(train_json='data/coco/annotations/instances_train2017.json', train_images='data/coco/train2017',
-             val_json='data/coco/annotations/instances_val2017.json', val_images='data/coco/val2017', num_workers=4)
-
-# %% ../../nbs/30_config.ipynb #52b94d43
-_PAPER_SOFT_CHOICES = {k: v for k, v in METHOD_SETTINGS['authors-snapshot'].items() if k not in ('delta', 'ema_alpha')}
-_COCO_METHOD = dict(beta=4.0, ohem_k=256, ohem_ramp_iters=2000, supervised_focal=True, **_PAPER_SOFT_CHOICES)
-
-# %% ../../nbs/30_config.ipynb #02b91a83
-_PAPER_MODEL = dict(arch='paper', weights='imagenet', rpn_post_nms_top_n_train=1000, rpn_positive_fraction=0.25)
-
-# %% ../../nbs/30_config.ipynb #8d6d6843
-_COCO_SCHEDULE = dict(iterations=180000, burn_in=2000, warmup_iters=1000, lr=0.01, lr_steps=[179990, 179995],
-                      log_every=20, eval_every=5000, checkpoint_every=5000)
-
-# %% ../../nbs/30_config.ipynb #8f2cc490
-_CPU_METHOD = dict(delta=0.4, beta=2.0, ohem_k=64, ohem_ramp_iters=100, ema_alpha=0.99, kl_reduction='mean')
-
-# %% ../../nbs/30_config.ipynb #ca61ac3c
-_CPU_SCHEDULE = dict(iterations=1000, burn_in=500, warmup_iters=50, lr=0.02, lr_steps=[900],
-                     log_every=20, eval_every=250, checkpoint_every=250)
-
-# %% ../../nbs/30_config.ipynb #1ef2ff21
-_OWN_DATA = dict(protocol='coco-standard', percent=100.0, train_json='', train_images='', val_json='', val_images='')
-
 # %% ../../nbs/30_config.ipynb #ae03aa54
 PRESETS: dict[str, Config] = {
-    'shapes': _preset(
-        data=dict(protocol='shapes', shapes_preset='default', percent=10.0),
-        model=dict(arch='tiny'), method=_CPU_METHOD, train=dict(**_CPU_SCHEDULE, output_dir='runs/shapes')),
-    'coco-standard': _preset(
-        data=dict(protocol='coco-standard', percent=1.0, split_seed=1, **_COCO),
-        model=_PAPER_MODEL, method=_COCO_METHOD,
-        train=dict(**_COCO_SCHEDULE, labeled_views='both', output_dir='runs/coco-standard')),
-    'coco-additional': _preset(
-        data=dict(protocol='coco-additional', unlabeled_json=['data/coco/annotations/image_info_unlabeled2017.json'],
-                  unlabeled_images=['data/coco/unlabeled2017'], **_COCO),
-        model=_PAPER_MODEL, method={**_COCO_METHOD, 'beta': 2.0},
-        train=dict(iterations=360000, burn_in=90000, warmup_iters=1000, lr=0.01, lr_steps=[359990, 359995], log_every=20,
-                   eval_every=10000, checkpoint_every=10000, labeled_views='both', output_dir='runs/coco-additional')),
-    'voc': _preset(
-        data=dict(protocol='voc',
-                  train_json='data/voc/voc07_trainval.json', train_images='data/voc/VOC2007/JPEGImages',
-                  unlabeled_json=['data/voc/voc12_trainval.json'], unlabeled_images=['data/voc/VOC2012/JPEGImages'],
-                  val_json='data/voc/voc07_test.json', val_images='data/voc/VOC2007/JPEGImages', num_workers=4),
-        model=dict(**_PAPER_MODEL, train_min_sizes=list(range(480, 801, 32)), min_size=600),
-        method=dict(beta=2.0, ohem_k=512, ohem_ramp_iters=2000, supervised_focal=True, **_PAPER_SOFT_CHOICES),
-        train=dict(iterations=72000, burn_in=30000, warmup_iters=1000, lr=0.01, lr_steps=[71990, 71995], log_every=20,
-                   eval_every=4000, checkpoint_every=4000, labeled_views='both', output_dir='runs/voc')),
-    'own-cpu': _preset(
-        data=dict(**_OWN_DATA), model=dict(arch='tiny', min_size=320, max_size=533),
-        method=_CPU_METHOD, train=dict(**_CPU_SCHEDULE, clip_grad_norm=10.0, output_dir='runs/own-cpu')),
-    'own-gpu': _preset(
-        data=dict(**_OWN_DATA, num_workers=4), model=_PAPER_MODEL,
-        method=_COCO_METHOD, train=dict(**_COCO_SCHEDULE, labeled_views='both', output_dir='runs/own-gpu')),
+    'shapes': Config(  # the embedded data, the tiny model from scratch, CPU-sized
+        data=DataConfig(protocol='shapes', shapes_preset='default', percent=10.0),
+        model=ModelConfig(arch='tiny'),
+        method=MethodConfig(delta=0.4, beta=2.0, ohem_k=64, ohem_ramp_iters=100, kl_reduction='mean', ema_alpha=0.99),
+        train=TrainConfig(iterations=1000, burn_in=500, warmup_iters=50, lr=0.02, lr_steps=[900], eval_every=250,
+                          checkpoint_every=250, output_dir='runs/shapes')),
+    'coco-standard': Config(  # COCO train2017 at 1 % labels, the rest unlabeled
+        data=DataConfig(protocol='coco-standard', percent=1.0, split_seed=1,
+                        train_json='data/coco/annotations/instances_train2017.json', train_images='data/coco/train2017',
+                        val_json='data/coco/annotations/instances_val2017.json', val_images='data/coco/val2017',
+                        num_workers=4),
+        model=ModelConfig(arch='paper', weights='imagenet', rpn_post_nms_top_n_train=1000, rpn_positive_fraction=0.25),
+        method=MethodConfig(beta=4.0, ohem_k=256, ohem_ramp_iters=2000, supervised_focal=True,
+                            kl_direction='teacher||student', kl_reduction='mean', ohem_scope='batch',
+                            ohem_ramp_shape='cosine', beta_on_soft=False, soft_weight_schedule='cosine'),
+        train=TrainConfig(iterations=180000, burn_in=2000, warmup_iters=1000, lr=0.01, lr_steps=[179990, 179995],
+                          labeled_views='both', eval_every=5000, checkpoint_every=5000, output_dir='runs/coco-standard')),
+    'coco-additional': Config(  # all of COCO train2017 labeled, unlabeled2017 unlabeled
+        data=DataConfig(protocol='coco-additional',
+                        train_json='data/coco/annotations/instances_train2017.json', train_images='data/coco/train2017',
+                        unlabeled_json=['data/coco/annotations/image_info_unlabeled2017.json'],
+                        unlabeled_images=['data/coco/unlabeled2017'],
+                        val_json='data/coco/annotations/instances_val2017.json', val_images='data/coco/val2017',
+                        num_workers=4),
+        model=ModelConfig(arch='paper', weights='imagenet', rpn_post_nms_top_n_train=1000, rpn_positive_fraction=0.25),
+        method=MethodConfig(beta=2.0, ohem_k=256, ohem_ramp_iters=2000, supervised_focal=True,
+                            kl_direction='teacher||student', kl_reduction='mean', ohem_scope='batch',
+                            ohem_ramp_shape='cosine', beta_on_soft=False, soft_weight_schedule='cosine'),
+        train=TrainConfig(iterations=360000, burn_in=90000, warmup_iters=1000, lr=0.01, lr_steps=[359990, 359995],
+                          labeled_views='both', eval_every=10000, checkpoint_every=10000, output_dir='runs/coco-additional')),
+    'voc': Config(  # VOC07 trainval labeled, VOC12 trainval unlabeled, VOC07 test
+        data=DataConfig(protocol='voc',
+                        train_json='data/voc/voc07_trainval.json', train_images='data/voc/VOC2007/JPEGImages',
+                        unlabeled_json=['data/voc/voc12_trainval.json'], unlabeled_images=['data/voc/VOC2012/JPEGImages'],
+                        val_json='data/voc/voc07_test.json', val_images='data/voc/VOC2007/JPEGImages', num_workers=4),
+        model=ModelConfig(arch='paper', weights='imagenet', min_size=600, train_min_sizes=list(range(480, 801, 32)),
+                          rpn_post_nms_top_n_train=1000, rpn_positive_fraction=0.25),
+        method=MethodConfig(beta=2.0, ohem_k=512, ohem_ramp_iters=2000, supervised_focal=True,
+                            kl_direction='teacher||student', kl_reduction='mean', ohem_scope='batch',
+                            ohem_ramp_shape='cosine', beta_on_soft=False, soft_weight_schedule='cosine'),
+        train=TrainConfig(iterations=72000, burn_in=30000, warmup_iters=1000, lr=0.01, lr_steps=[71990, 71995],
+                          labeled_views='both', eval_every=4000, checkpoint_every=4000, output_dir='runs/voc')),
+    'own-cpu': Config(  # your COCO files (data.* to fill), the tiny model from scratch at 320 px, CPU-sized
+        data=DataConfig(protocol='coco-standard', percent=100.0),
+        model=ModelConfig(arch='tiny', min_size=320, max_size=533),
+        method=MethodConfig(delta=0.4, beta=2.0, ohem_k=64, ohem_ramp_iters=100, kl_reduction='mean', ema_alpha=0.99),
+        train=TrainConfig(iterations=1000, burn_in=500, warmup_iters=50, lr=0.02, lr_steps=[900], eval_every=250,
+                          checkpoint_every=250, clip_grad_norm=10.0, output_dir='runs/own-cpu')),
+    'own-gpu': Config(  # your COCO files (data.* to fill), the paper's model and COCO schedule
+        data=DataConfig(protocol='coco-standard', percent=100.0, num_workers=4),
+        model=ModelConfig(arch='paper', weights='imagenet', rpn_post_nms_top_n_train=1000, rpn_positive_fraction=0.25),
+        method=MethodConfig(beta=4.0, ohem_k=256, ohem_ramp_iters=2000, supervised_focal=True,
+                            kl_direction='teacher||student', kl_reduction='mean', ohem_scope='batch',
+                            ohem_ramp_shape='cosine', beta_on_soft=False, soft_weight_schedule='cosine'),
+        train=TrainConfig(iterations=180000, burn_in=2000, warmup_iters=1000, lr=0.01, lr_steps=[179990, 179995],
+                          labeled_views='both', eval_every=5000, checkpoint_every=5000, output_dir='runs/own-gpu')),
 }
 
 # %% ../../nbs/30_config.ipynb #c67e8455
@@ -189,36 +198,27 @@ def _check_data(data: DataConfig, semi_supervised: bool):
                          "data.protocol=coco-additional, data.unlabeled_images=[folder]; or train --method supervised)")
 
 # %% ../../nbs/30_config.ipynb #3e5614d5
-def check_config(config: Config):
-    "Raise a ValueError naming the first config field whose value cannot work."
-    m, t = config.method, config.train
+def check_train_config(train: TrainConfig):
+    "Raise a ConfigError naming the first `train.` field whose value cannot work."
+    t = train
     problems = [
-        ('model.arch', config.model.arch in CONFIGS, f"one of {sorted(CONFIGS)}"),
-        ('method.kl_direction', m.kl_direction in KL_DIRECTIONS, f"one of {KL_DIRECTIONS}"),
-        ('method.kl_reduction', m.kl_reduction in LEVEL_REDUCTIONS, f"one of {LEVEL_REDUCTIONS}"),
-        ('method.delta', 0 <= m.delta <= 1, "in [0, 1]"),
-        ('method.pseudo_nms_iou', 0 < m.pseudo_nms_iou <= 1, "in (0, 1]"),
-        ('method.ema_alpha', 0 <= m.ema_alpha <= 1, "in [0, 1]"),
-        ('method.ohem_k', m.ohem_k >= 0, "≥ 0"), ('method.ohem_ramp_iters', m.ohem_ramp_iters >= 0, "≥ 0"),
-        ('method.ohem_scope', m.ohem_scope in OHEM_SCOPES, f"one of {OHEM_SCOPES}"),
-        ('method.ohem_ramp_shape', m.ohem_ramp_shape in OHEM_RAMPS, f"one of {OHEM_RAMPS}"),
-        ('method.ohem_ramp_start', m.ohem_ramp_start >= 0, "≥ 0"),
-        ('method.soft_weight_schedule', m.soft_weight_schedule in WEIGHT_SCHEDULES, f"one of {WEIGHT_SCHEDULES}"),
-        ('method.soft_weight_end', 0 <= m.soft_weight_end <= 1, "in [0, 1]"),
-        ('train.iterations', t.iterations >= 1, "≥ 1"), ('train.burn_in', 0 <= t.burn_in <= t.iterations, "in [0, iterations]"),
-        ('train.lr', t.lr > 0, "> 0"), ('train.batch_labeled', t.batch_labeled >= 1, "≥ 1"),
-        ('train.batch_unlabeled', t.batch_unlabeled >= 1, "≥ 1"),
-        ('train.labeled_views', t.labeled_views in LABELED_VIEWS, f"one of {LABELED_VIEWS}"),
-        ('model.rpn_positive_fraction', 0 <= config.model.rpn_positive_fraction <= 1, "in [0, 1] (0: the architecture's)"),
-        ('train.log_every', t.log_every >= 1, "≥ 1"), ('train.eval_every', t.eval_every >= 1, "≥ 1"),
-        ('train.checkpoint_every', t.checkpoint_every >= 1, "≥ 1"), ('train.max_nonfinite', t.max_nonfinite >= 1, "≥ 1"),
-        ('train.tensorboard_images_every', t.tensorboard_images_every >= 0, "≥ 0 (0: with every evaluation)"),
+        ('iterations', t.iterations >= 1, "≥ 1"), ('burn_in', 0 <= t.burn_in <= t.iterations, "in [0, iterations]"),
+        ('lr', t.lr > 0, "> 0"), ('batch_labeled', t.batch_labeled >= 1, "≥ 1"), ('batch_unlabeled', t.batch_unlabeled >= 1, "≥ 1"),
+        ('labeled_views', t.labeled_views in LABELED_VIEWS, f"one of {LABELED_VIEWS}"),
+        ('log_every', t.log_every >= 1, "≥ 1"), ('eval_every', t.eval_every >= 1, "≥ 1"),
+        ('checkpoint_every', t.checkpoint_every >= 1, "≥ 1"), ('max_nonfinite', t.max_nonfinite >= 1, "≥ 1"),
+        ('tensorboard_images_every', t.tensorboard_images_every >= 0, "≥ 0 (0: with every evaluation)"),
     ]
-    _check_data(config.data, m.semi_supervised)
     for name, ok, expected in problems:
-        if not ok:
-            section, field = name.split('.')
-            raise ConfigError(f"config {name} = {getattr(getattr(config, section), field)!r}: expected {expected}")
+        if not ok: raise ConfigError(f"config train.{name} = {getattr(t, name)!r}: expected {expected}")
+
+# %% ../../nbs/30_config.ipynb #5c5e82b9
+def check_config(config: Config):
+    "Raise a ValueError naming the first config field whose value cannot work: data, model, method, train, in that order."
+    _check_data(config.data, config.method.semi_supervised)
+    check_model_config(config.model)
+    check_method_config(config.method)
+    check_train_config(config.train)
 
 # %% ../../nbs/30_config.ipynb #14dd3108
 def load_overrides(path: str | Path) -> dict:
@@ -231,10 +231,15 @@ def load_overrides(path: str | Path) -> dict:
     if not isinstance(data, dict): raise ValueError(f"config file {path} must hold a mapping of sections")
     return data
 
+# %% ../../nbs/30_config.ipynb #6aeec753
+def config_yaml(config: Config) -> str:
+    "Every field of `config` as YAML, sections and fields in their dataclass order."
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
 # %% ../../nbs/30_config.ipynb #6843b16a
 def save_config(config: Config, path: str | Path) -> Path:
-    "Write `config` as YAML, atomically (through `files.atomic_write`)."
-    with atomic_write(path) as f: yaml.safe_dump(config.to_dict(), f, sort_keys=False)
+    "Write `config_yaml(config)` to `path`, atomically (through `files.atomic_write`)."
+    with atomic_write(path) as f: f.write(config_yaml(config))
     return Path(path)
 
 # %% ../../nbs/30_config.ipynb #77f87e5c
@@ -242,19 +247,31 @@ def load_config(path: str | Path, base: Config | None = None) -> Config:
     "A config from a saved YAML/JSON file, applied over `base` (defaults to the dataclass defaults)."
     return apply_overrides(base or Config(), load_overrides(path))
 
+# %% ../../nbs/30_config.ipynb #634dfbb5
+OVERRIDE_ORDER: tuple[tuple[str, str], ...] = (  # (source, what it sets), first to last: a later source wins
+    ('--preset NAME', "every field: an entry of `PRESETS` (default shapes)"),
+    ('--config FILE', "the fields a YAML or JSON file names (a run's config.yaml names them all)"),
+    ('--method-setting NAME', "the soft branch's open choices, δ and α: an entry of `method.METHOD_SETTINGS`"),
+    ('--set SECTION.FIELD=VALUE ...', "any field, in the order given, so a --set of a method field beats --method-setting"),
+    ('--train-json, --train-images, --val-json, --val-images, --percent', "data.train_json, data.train_images, "
+     "data.val_json, data.val_images, data.percent"),
+    ('--method NAME', "method.soft, method.hard, method.multiscale: a row of `method.METHODS`"),
+    ('--output DIR', "train.output_dir"),
+)
+
 # %% ../../nbs/30_config.ipynb #5b722607
 def config_from_args(preset: str = 'shapes', config_file: str | None = None, overrides: list[str] | None = None,
                      method: str | None = None, output: str | None = None,
                      method_setting: str | None = None,  # a name of `method.METHOD_SETTINGS`
                     ) -> Config:
-    "The effective config of a run: preset ← file ← `--set` overrides ← `--method-setting` ← `--method` ← `--output`."
+    "The effective config of a run, its sources in `OVERRIDE_ORDER` (the data flags are `commands.train_config`'s, as overrides)."
     config = get_preset(preset)
     if config_file: config = apply_overrides(config, load_overrides(config_file))
-    config = apply_overrides(config, list(overrides or []))
     if method_setting:
         if method_setting not in METHOD_SETTINGS:
             raise ValueError(f"unknown --method-setting {method_setting!r}; choose from {list(METHOD_SETTINGS)}")
         config = apply_overrides(config, {'method': METHOD_SETTINGS[method_setting]})
+    config = apply_overrides(config, list(overrides or []))
     if method:
         if method not in METHODS: raise ValueError(f"unknown --method {method!r}; choose from {list(METHODS)}")
         config = apply_overrides(config, {'method': METHODS[method]})

@@ -7,16 +7,17 @@ from __future__ import annotations
 import shutil, time
 from pathlib import Path
 import pandas as pd
-from .config import apply_overrides, config_from_args
+from ..data.datasets import RunData
+from .config import Config, apply_overrides, config_from_args
 from ..method.config import METHODS
 from .metrics import final_metrics, plot_ap_curves
 from .trainer import Trainer
 
 # %% auto #0
-__all__ = ['DEMO_PRESETS', 'run_demo']
+__all__ = ['DEMO_SIZES', 'start_run', 'run_demo']
 
 # %% ../../nbs/37_demo.ipynb #519da79a
-DEMO_PRESETS: dict[str, list[str]] = {
+DEMO_SIZES: dict[str, list[str]] = {
     'default': ['data.shapes_preset=default'],
     'quick': ['data.shapes_preset=quick', 'data.percent=10', 'train.iterations=40', 'train.burn_in=20',
               'train.warmup_iters=5', 'train.eval_every=20', 'train.checkpoint_every=20', 'train.log_every=5',
@@ -24,23 +25,36 @@ DEMO_PRESETS: dict[str, list[str]] = {
               'method.ohem_ramp_iters=10', 'train.clip_grad_norm=5'],
 }
 
+# %% ../../nbs/37_demo.ipynb #0c5bcc48
+def start_run(config: Config,
+              burn_in_of: str | Path | None = None,  # a supervised run's folder: start from its checkpoint at train.burn_in
+              resume: bool = False,  # continue from the run's own newest checkpoint instead
+              data: RunData | None = None,  # the datasets, when an earlier run of the same data built them
+              progress: bool = True,
+             ) -> Trainer:
+    "The trainer of a run that starts from the end of another run's burn-in (`burn_in_of`), from its own checkpoint, or anew."
+    trainer = Trainer(config, resume=resume, progress=progress, data=data)
+    if burn_in_of is not None and not resume: trainer.branch_from(burn_in_of, config.train.burn_in)
+    return trainer
+
 # %% ../../nbs/37_demo.ipynb #9cfab952
 def run_demo(output: str | Path = 'runs/demo',  # folder of the two runs and the plot (each run folder is replaced)
-             quick: bool = False,  # the quick variant (DEMO_PRESETS['quick'])
-             overrides: list[str] | None = None,  # 'section.field=value' applied after the demo preset
+             quick: bool = False,  # the quick variant (DEMO_SIZES['quick'])
+             overrides: list[str] | None = None,  # 'section.field=value' applied after the demo's size
              progress: bool = True,  # progress bars while training
             ) -> pd.DataFrame:  # AP and AP50 of the baseline and CrossMatch, and the gain
     "Train the supervised baseline and CrossMatch on shapes, print and return the comparison table."
     started = time.perf_counter()
     output = Path(output)
-    base = config_from_args('shapes', overrides=DEMO_PRESETS['quick' if quick else 'default'] + list(overrides or []))
-    runs = {}
+    base = config_from_args('shapes', overrides=DEMO_SIZES['quick' if quick else 'default'] + list(overrides or []))
+    runs, baseline = {}, None  # baseline: the supervised run's trainer, once trained
     for name in ('supervised', 'crossmatch'):
         config = apply_overrides(base, {'method': METHODS[name], 'train': {'output_dir': str(output / name)}})
         if (output / name).exists(): shutil.rmtree(output / name)
-        trainer = Trainer(config, progress=progress, data=None if not runs else runs['supervised'][0].data)
-        if name == 'crossmatch': trainer.branch_from(runs['supervised'][0].run_dir, config.train.burn_in)
+        trainer = start_run(config, baseline.run_dir if baseline else None, data=baseline.data if baseline else None,
+                            progress=progress)
         runs[name] = (trainer, trainer.fit())
+        baseline = baseline or trainer
     frames = {name: frame for name, (_, frame) in runs.items()}
     sup = final_metrics(frames['supervised'], 'student')
     cm = final_metrics(frames['crossmatch'], 'teacher') or final_metrics(frames['crossmatch'], 'student')
