@@ -8,8 +8,9 @@ import math
 from dataclasses import dataclass
 import torch
 from torch import Tensor
+from typing import TYPE_CHECKING
 from fastcore.basics import patch
-from .config import MethodConfig
+if TYPE_CHECKING: from crossmatch.method.config import MethodConfig  # a hint only: the config imports OHEM's names
 
 # %% auto #0
 __all__ = ['OHEM_RAMPS', 'OHEM_SCOPES', 'ohem_k_at', 'OHEMSelection', 'ohem_select', 'OHEMPlan', 'ohem_plan']

@@ -11,7 +11,8 @@ from torch import nn, Tensor
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.roi_heads import fastrcnn_loss
 from ..data.coco import float_image
-from ..model.multiscale import TeacherOutput, indexed_rois, predict_levels, student_features, teacher_forward
+from ..model.multiscale import TeacherOutput, predict_levels, student_features, teacher_forward
+from ..model.roialign import indexed_rois
 from .config import MethodConfig
 from .pseudo import pseudo_labels
 from .losses import focal_loss, level_averaged_focal, soft_kl_per_roi, soft_consistency_loss

@@ -12,7 +12,7 @@ import yaml
 from ..data.errors import ConfigError
 from ..data.files import atomic_write
 from ..data.coco import read_text
-from ..data.augment import LABELED_VIEWS
+from ..data.loader import LABELED_VIEWS
 from ..data.datasets import DataConfig, check_data_config
 from ..model.detector import ModelConfig, check_model_config
 from ..method.config import METHODS, METHOD_SETTINGS, MethodConfig, check_method_config

@@ -14,7 +14,8 @@ from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 from ..data.datasets import RunData, build_data
-from ..data.augment import WeakStrong, TwoStreamLoader, paper_resize
+from ..data.augment import WeakStrong, paper_resize
+from ..data.loader import TwoStreamLoader
 from ..model.detector import build_model, detector_config
 from ..method.config import method_name
 from ..method.ema import MeanTeacher
