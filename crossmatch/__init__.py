@@ -13,7 +13,7 @@ import importlib
 
 # %% ../nbs/49_api.ipynb #91c89162
 PUBLIC_NAMES: dict[str, str] = {
-    **dict.fromkeys(['generate_shapes', 'shapes_report', 'SHAPES_PRESETS', 'ShapesPreset'], 'data.shapes'),
+    **dict.fromkeys(['generate_shapes', 'shapes_report', 'SHAPES_DATASETS', 'ShapesPreset'], 'data.shapes'),
     **dict.fromkeys(['load_coco', 'CocoDetection'], 'data.coco'),
     **dict.fromkeys(['voc_to_coco', 'yolo_to_coco'], 'data.convert'),
     **dict.fromkeys(['coco_standard_data', 'semi_supervised_data'], 'data.splits'),

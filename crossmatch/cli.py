@@ -10,7 +10,7 @@ from .data.errors import USER_ERRORS, error_line
 from .model.export import EXPORTERS
 from .method.config import METHODS, METHOD_SETTINGS
 from .model.pretrain import PRETRAIN_TASKS, PretrainConfig
-from .data.shapes import SHAPES_PRESETS
+from .data.shapes import SHAPES_DATASETS
 from .commands import (  # train_config and parse_variants: importable from here, as before the split
     cmd_data, cmd_pretrain, cmd_convert_voc, cmd_convert_yolo, train_config, cmd_train, cmd_config, cmd_eval,
     cmd_predict, cmd_pseudo_label, cmd_demo, parse_variants, cmd_ablation, cmd_report, cmd_export)
@@ -43,7 +43,7 @@ def _add_data_parser(sub: argparse._SubParsersAction):
     "The `data` sub-command's arguments."
     p = sub.add_parser('data', help="generate the embedded shapes dataset and report on it",
                        description="Generate (or reuse the cached) shapes dataset and print its class and FPN-level distributions.")
-    p.add_argument('--preset', default='default', choices=sorted(SHAPES_PRESETS), help="dataset size (default: %(default)s)")
+    p.add_argument('--preset', default='default', choices=sorted(SHAPES_DATASETS), help="dataset size (default: %(default)s)")
     p.add_argument('--root', default='data', help="folder the dataset is cached under (default: %(default)s)")
     p.add_argument('--seed', type=_bounded(int, 0), default=0, help="generator seed (default: %(default)s)")
     p.add_argument('--force', action='store_true', help="regenerate even if a matching dataset is cached")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses, numbers
 from dataclasses import dataclass, field
 
-from .shapes import SHAPES_PRESETS, generate_shapes
+from .shapes import SHAPES_DATASETS, generate_shapes
 from pycocotools.coco import COCO
 from .errors import ConfigError, InputError
 from .coco import IMAGE_CHECKS, CategoryMap, CocoDetection
@@ -52,8 +52,8 @@ PROTOCOLS = ('shapes', 'coco-standard', 'coco-additional', 'voc')
 def check_data_config(d: DataConfig):
     "Raise a ValueError naming the first `data.` field that cannot work for `d.protocol`; the files are not read."
     if d.protocol not in PROTOCOLS: raise ValueError(f"unknown data.protocol {d.protocol!r}; use one of {PROTOCOLS}")
-    if d.protocol == 'shapes' and d.shapes_preset not in SHAPES_PRESETS:
-        raise ValueError(f"unknown data.shapes_preset {d.shapes_preset!r}; use one of {list(SHAPES_PRESETS)}")
+    if d.protocol == 'shapes' and d.shapes_preset not in SHAPES_DATASETS:
+        raise ValueError(f"unknown data.shapes_preset {d.shapes_preset!r}; use one of {list(SHAPES_DATASETS)}")
     if d.protocol in ('shapes', 'coco-standard'):
         if isinstance(d.percent, bool) or not isinstance(d.percent, numbers.Real) or not 0 < d.percent <= 100:
             raise ValueError(f"data.percent = {d.percent!r}: expected a number in (0, 100]")

@@ -15,7 +15,7 @@ from .files import atomic_write
 from .coco import count_table, load_coco
 
 # %% auto #0
-__all__ = ['CLASSES', 'TEXTURES', 'SPLITS', 'SHAPES_VERSION', 'SUPERSAMPLE', 'SHAPES_PRESETS', 'DISTRACTORS', 'unit_shape',
+__all__ = ['CLASSES', 'TEXTURES', 'SPLITS', 'SHAPES_VERSION', 'SUPERSAMPLE', 'SHAPES_DATASETS', 'DISTRACTORS', 'unit_shape',
            'ShapesPreset', 'Scene', 'render_scene', 'ShapesPaths', 'generate_shapes', 'shapes_report']
 
 # %% ../../nbs/01_shapes.ipynb #8eb49e4e
@@ -92,14 +92,14 @@ class ShapesPreset:
         check(0 <= self.min_visible <= 1 and 0 <= self.max_overlap <= 1, "min_visible and max_overlap must be in [0, 1]")
 
 # %% ../../nbs/01_shapes.ipynb #b8032e95
-SHAPES_PRESETS = {'quick': ShapesPreset('quick', n_train=64, n_val=32),
+SHAPES_DATASETS = {'quick': ShapesPreset('quick', n_train=64, n_val=32),
                   'default': ShapesPreset('default', n_train=3000, n_val=300)}
 
 def _preset(preset: ShapesPreset | str) -> ShapesPreset:
-    "`preset` itself, or the `SHAPES_PRESETS` entry it names; a ValueError listing the names otherwise."
+    "`preset` itself, or the `SHAPES_DATASETS` entry it names; a ValueError listing the names otherwise."
     if not isinstance(preset, str): return preset
-    if preset not in SHAPES_PRESETS: raise ValueError(f"unknown shapes preset {preset!r}; expected one of {list(SHAPES_PRESETS)}")
-    return SHAPES_PRESETS[preset]
+    if preset not in SHAPES_DATASETS: raise ValueError(f"unknown shapes preset {preset!r}; expected one of {list(SHAPES_DATASETS)}")
+    return SHAPES_DATASETS[preset]
 
 # %% ../../nbs/01_shapes.ipynb #832dd580
 def _luma(rgb: np.ndarray) -> np.ndarray: return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # what grayscale keeps
@@ -292,7 +292,7 @@ def _manifest(preset: ShapesPreset, seed: int) -> dict:
     return {'generator_version': SHAPES_VERSION, 'seed': seed, 'preset': json.loads(json.dumps(asdict(preset)))}
 
 # %% ../../nbs/01_shapes.ipynb #749a381a
-def generate_shapes(preset: ShapesPreset | str = 'quick',  # a name in `SHAPES_PRESETS` or a `ShapesPreset`
+def generate_shapes(preset: ShapesPreset | str = 'quick',  # a name in `SHAPES_DATASETS` or a `ShapesPreset`
                     root: Path | str = 'data',  # the dataset goes to root/shapes-<preset>-seed<seed>/
                     seed: int = 0,
                     force: bool = False,  # regenerate even if a matching dataset is cached
