@@ -31,6 +31,7 @@ def _regular(n: int, phase: float = 0.) -> np.ndarray:
     angle = phase + 2 * math.pi * np.arange(n) / n
     return np.stack([np.cos(angle), np.sin(angle)], 1)
 
+# %% ../../nbs/01_shapes.ipynb #d6951d2a
 def _rotation(angle: float) -> np.ndarray:
     "The 2×2 matrix that turns row vectors by `angle` radians."
     return np.array([[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]])
@@ -95,6 +96,7 @@ class ShapesPreset:
 SHAPES_DATASETS = {'quick': ShapesPreset('quick', n_train=64, n_val=32),
                   'default': ShapesPreset('default', n_train=3000, n_val=300)}
 
+# %% ../../nbs/01_shapes.ipynb #0ba8a5a5
 def _preset(preset: ShapesPreset | str) -> ShapesPreset:
     "`preset` itself, or the `SHAPES_DATASETS` entry it names; a ValueError listing the names otherwise."
     if not isinstance(preset, str): return preset
@@ -104,6 +106,7 @@ def _preset(preset: ShapesPreset | str) -> ShapesPreset:
 # %% ../../nbs/01_shapes.ipynb #832dd580
 def _luma(rgb: np.ndarray) -> np.ndarray: return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # what grayscale keeps
 
+# %% ../../nbs/01_shapes.ipynb #228e3522
 def _colour(rng: np.random.Generator, away_from: float | None = None, min_contrast: float = 0.25) -> np.ndarray:
     "Random RGB colour in [0, 1]; if `away_from` is a luma, one at least `min_contrast` away from it (20 tries)."
     for _ in range(20):
@@ -129,6 +132,7 @@ def _texture(rng: np.random.Generator, shape: tuple[int, int], colour: np.ndarra
     else: raise ValueError(f"unknown texture {kind!r}; expected one of {TEXTURES}")
     return colour + mix[..., None] * (other - colour)
 
+# %% ../../nbs/01_shapes.ipynb #30416a90
 def _background(rng: np.random.Generator, n: int) -> np.ndarray:
     "An (n, n, 3) float image: a linear gradient between two colours plus low-frequency blotches."
     start, end = _colour(rng), _colour(rng)
@@ -183,6 +187,7 @@ def _overlap(box, others) -> float:
             worst = max(worst, iw * ih / smaller)
     return worst
 
+# %% ../../nbs/01_shapes.ipynb #6a0689c5
 def _place_objects(rng: np.random.Generator, preset: ShapesPreset) -> list[tuple[int, list, tuple]]:
     "(class index, polygons in pixels, XYXY box of the outline) for each object of a scene."
     n = preset.image_size
@@ -274,6 +279,7 @@ def _render_to_png(job: tuple[ShapesPreset, int, str, int, Path]) -> tuple[list[
     with atomic_write(folder / f"{index + 1:06d}.png", 'wb') as f: Image.fromarray(scene.image).save(f, format='PNG')
     return scene.annotations, scene.hidden
 
+# %% ../../nbs/01_shapes.ipynb #3234dc2c
 def _coco(preset: ShapesPreset, seed: int, split: str, results: list[tuple[list[dict], int]]) -> dict:
     "COCO dict of one split; image ids are 1..N in index order and file names are relative to the split's folder."
     images, annotations = [], []
@@ -287,6 +293,7 @@ def _coco(preset: ShapesPreset, seed: int, split: str, results: list[tuple[list[
             'licenses': [], 'images': images, 'annotations': annotations,
             'categories': [{'id': i + 1, 'name': name, 'supercategory': 'shape'} for i, name in enumerate(CLASSES)]}
 
+# %% ../../nbs/01_shapes.ipynb #d7cf9c46
 def _manifest(preset: ShapesPreset, seed: int) -> dict:
     "What a cached dataset must match to be reused: generator version, seed and every preset parameter."
     return {'generator_version': SHAPES_VERSION, 'seed': seed, 'preset': json.loads(json.dumps(asdict(preset)))}
