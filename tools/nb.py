@@ -5,7 +5,7 @@
 
 A writing aid for the notebooks; the notebooks stay the source of the library.
 """
-import re, subprocess, sys, uuid
+import os, re, subprocess, sys, uuid
 from pathlib import Path
 import nbformat
 
@@ -25,9 +25,12 @@ def build(src: str, out: str):
     nbformat.write(nb, out)
 
 def run(paths: list[str]):
+    # a non-interactive MPLBACKEND (Agg, as the tests set it) keeps the kernel's inline backend from drawing: the
+    # notebook's figures would be dropped from its kept outputs
+    env = {k: v for k, v in os.environ.items() if k != 'MPLBACKEND'}
     for path in paths:
         subprocess.run([sys.executable, '-m', 'jupyter', 'nbconvert', '--to', 'notebook', '--execute', '--inplace',
-                        '--ExecutePreprocessor.timeout=1800', '--log-level=WARN', path], check=True)
+                        '--ExecutePreprocessor.timeout=1800', '--log-level=WARN', path], check=True, env=env)
         subprocess.run(['nbdev-clean', '--fname', path], check=True)
 
 if __name__ == '__main__':
