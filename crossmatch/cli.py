@@ -33,6 +33,7 @@ def _bounded(kind: type, low: float, high: float | None = None):
 def _add_set(p: argparse.ArgumentParser, help: str):
     p.add_argument('--set', action='extend', nargs='+', default=[], metavar='SECTION.FIELD=VALUE', help=help)
 
+# %% ../nbs/38_cli.ipynb #d43f9998
 def _add_run_source(p: argparse.ArgumentParser):
     p.add_argument('run', help="run folder (holds config.yaml and checkpoints/)")
     p.add_argument('--checkpoint', help="checkpoint file (default: the run folder's newest that loads)")

@@ -48,6 +48,7 @@ def refuse_owned_fields(overrides: list[str], where: str):
             owner = 'the seeds (seed s: data.split_seed=s, train.seed=s)' if key in SEED_FIELDS else 'the methods'
             raise ValueError(f"{where} sets {key}, which {owner} set")
 
+# %% ../../nbs/39_ablation.ipynb #0d2b59f5
 def variant_config(base: Config, name: str, overrides: list[str], seed: int) -> Config:
     "Variant `name` of `base` under `seed`; a ValueError naming the variant for an unknown field or one the seeds or methods set."
     refuse_owned_fields(overrides, f'variant {name!r}')
@@ -203,10 +204,12 @@ def summarize_ablation(runs: pd.DataFrame) -> pd.DataFrame:
 # %% ../../nbs/39_ablation.ipynb #c6168513
 def _mean_std(mean: float, std: float) -> str: return f"{mean:.2f} ± {'n/a' if math.isnan(std) else f'{std:.2f}'}"
 
+# %% ../../nbs/39_ablation.ipynb #eb505d25
 def _difference(mean: float, half: float) -> str:
     if math.isnan(mean): return 'n/a'
     return f"{mean:+.2f} [{'n/a' if math.isnan(half) else f'{mean - half:+.2f}, {mean + half:+.2f}'}]"
 
+# %% ../../nbs/39_ablation.ipynb #936cf0ea
 def ablation_markdown(summary: pd.DataFrame) -> str:
     "`summarize_ablation`'s table as markdown: AP, AP50 as mean ± std over seeds; Δ AP as mean [95 % CI]."
     references = [c for c in summary if c.startswith('Δ ') and not c.endswith('±')]
@@ -259,6 +262,7 @@ def run_label(number: int, total: int, run: PlannedRun, variant: bool = True) ->
     "`[run 3/21] crossmatch (seed 2)`, with the variant after the method if `variant`."
     return f"[run {number}/{total}] {run.method}{f', {run.variant}' if variant else ''} (seed {run.seed})"
 
+# %% ../../nbs/39_ablation.ipynb #9f767716
 def progress_line(number: int, total: int, run: PlannedRun, elapsed: float, left: float | None, variant: bool = True) -> str:
     "`[run 3/21] crossmatch (seed 2) — elapsed 5m12s, about 14m00s left`."
     estimate = f'about {format_duration(left)} left' if left is not None else 'time left known after the first run'
