@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 import ipywidgets
 import pandas as pd
-from fastcore.basics import patch
 from ..training.metrics import read_metrics, draw_ap_curves
 from .widgets import FigureWidget
 from ..method.alarms import read_warnings
@@ -44,25 +43,21 @@ class SamplingCurves(FigureWidget):
         self._control('window', ipywidgets.IntSlider(window, 1, 50, description='smooth'), self.set_window)
         self.set_window(window)
 
-# %% ../../nbs/42_curves.ipynb #48531168
-@patch
-def set_window(self: SamplingCurves, window: int):
-    "Smooth each curve with a running mean over `window` logged rows (1: raw)."
-    if window < 1: raise ValueError(f"window must be at least 1, got {window}")
-    self.window = int(window)
-    self.series = {title: _train_series(self.metrics, columns, self.window) for title, columns in SAMPLING_PANELS.items()}
-    self._sync('window', window)
-    self.refresh()
+    def set_window(self, window: int):
+        "Smooth each curve with a running mean over `window` logged rows (1: raw)."
+        if window < 1: raise ValueError(f"window must be at least 1, got {window}")
+        self.window = int(window)
+        self.series = {title: _train_series(self.metrics, columns, self.window) for title, columns in SAMPLING_PANELS.items()}
+        self._sync('window', window)
+        self.refresh()
 
-# %% ../../nbs/42_curves.ipynb #75cee112
-@patch
-def draw(self: SamplingCurves):
-    "One panel per figure of the paper; a panel whose columns this run did not log says so."
-    for ax, (title, frame) in zip(self.figure.subplots(2, 2).flat, self.series.items()):
-        for column in frame.columns: ax.plot(frame.index, frame[column], marker='.', label=column)
-        if frame.empty: ax.text(0.5, 0.5, 'not logged by this run', ha='center', transform=ax.transAxes)
-        else: ax.legend(fontsize=7)
-        ax.set_title(title, fontsize=9); ax.set_xlabel('iteration', fontsize=8)
+    def draw(self):
+        "One panel per figure of the paper; a panel whose columns this run did not log says so."
+        for ax, (title, frame) in zip(self.figure.subplots(2, 2).flat, self.series.items()):
+            for column in frame.columns: ax.plot(frame.index, frame[column], marker='.', label=column)
+            if frame.empty: ax.text(0.5, 0.5, 'not logged by this run', ha='center', transform=ax.transAxes)
+            else: ax.legend(fontsize=7)
+            ax.set_title(title, fontsize=9); ax.set_xlabel('iteration', fontsize=8)
 
 # %% ../../nbs/42_curves.ipynb #19fee154
 def loss_terms(metrics: pd.DataFrame) -> list[str]:
@@ -129,35 +124,29 @@ class TrainingCurves(FigureWidget):
         self.set_terms(self.terms)
         self.set_metric(metric)
 
-# %% ../../nbs/42_curves.ipynb #f47118ef
-@patch
-def set_terms(self: TrainingCurves, terms: Sequence[str]):
-    "Plot these loss columns."
-    unknown = set(terms) - set(loss_terms(self.metrics))
-    if unknown: raise KeyError(f"loss terms {sorted(unknown)} are not in the metrics; logged: {loss_terms(self.metrics)}")
-    self.terms = list(terms)
-    self.losses = self.metrics[self.metrics.kind == 'train'].set_index('iteration')[self.terms]
-    self._sync('terms', tuple(terms))
-    self.refresh()
+    def set_terms(self, terms: Sequence[str]):
+        "Plot these loss columns."
+        unknown = set(terms) - set(loss_terms(self.metrics))
+        if unknown: raise KeyError(f"loss terms {sorted(unknown)} are not in the metrics; logged: {loss_terms(self.metrics)}")
+        self.terms = list(terms)
+        self.losses = self.metrics[self.metrics.kind == 'train'].set_index('iteration')[self.terms]
+        self._sync('terms', tuple(terms))
+        self.refresh()
 
-# %% ../../nbs/42_curves.ipynb #aa6c53fc
-@patch
-def set_metric(self: TrainingCurves, metric: str):
-    "Plot this evaluation metric for student and teacher."
-    if metric not in self.controls['metric'].options: raise KeyError(f"metric {metric!r} was not logged by this run")
-    self.metric = metric
-    self._sync('metric', metric)
-    self.refresh()
+    def set_metric(self, metric: str):
+        "Plot this evaluation metric for student and teacher."
+        if metric not in self.controls['metric'].options: raise KeyError(f"metric {metric!r} was not logged by this run")
+        self.metric = metric
+        self._sync('metric', metric)
+        self.refresh()
 
-# %% ../../nbs/42_curves.ipynb #723ec789
-@patch
-def draw(self: TrainingCurves):
-    "Loss terms (log scale) and the metric of student and teacher above; the pseudo-label health below; warnings marked."
-    (loss_ax, ap_ax), health = self.figure.subplots(2, 2)
-    for term in self.terms: loss_ax.plot(self.losses.index, self.losses[term], marker='.', label=term)
-    loss_ax.set_yscale('log'); loss_ax.set_xlabel('iteration'); loss_ax.set_title('loss terms', fontsize=9)
-    if self.terms: loss_ax.legend(fontsize=7)
-    draw_ap_curves(ap_ax, {'this run': self.metrics}, self.metric)
-    ap_ax.set_title(f'{self.metric} on the evaluation set', fontsize=9)
-    draw_health_curves(*health, self.metrics)
-    draw_warning_marks([loss_ax, ap_ax, *health], self.warnings)
+    def draw(self):
+        "Loss terms (log scale) and the metric of student and teacher above; the pseudo-label health below; warnings marked."
+        (loss_ax, ap_ax), health = self.figure.subplots(2, 2)
+        for term in self.terms: loss_ax.plot(self.losses.index, self.losses[term], marker='.', label=term)
+        loss_ax.set_yscale('log'); loss_ax.set_xlabel('iteration'); loss_ax.set_title('loss terms', fontsize=9)
+        if self.terms: loss_ax.legend(fontsize=7)
+        draw_ap_curves(ap_ax, {'this run': self.metrics}, self.metric)
+        ap_ax.set_title(f'{self.metric} on the evaluation set', fontsize=9)
+        draw_health_curves(*health, self.metrics)
+        draw_warning_marks([loss_ax, ap_ax, *health], self.warnings)

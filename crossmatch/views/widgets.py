@@ -135,46 +135,40 @@ class PseudoLabelExplorer(FigureWidget):
         self.delta = delta
         self.show(index)
 
-# %% ../../nbs/41_widgets.ipynb #05d072b8
-@patch
-def show(self: PseudoLabelExplorer, index: int):
-    "Look at image `index` of the dataset."
-    if not 0 <= index < len(self.dataset): raise IndexError(f"image index {index} outside 0..{len(self.dataset) - 1}")
-    self.index = index
-    self.image, target = self.dataset[index]
-    self.image_id = target['image_id']
-    self.truth = _truth_of(target, self.ground_truth)
-    if index not in self._detections:
-        self._detections[index] = teacher_forward(self.teacher, [float_image(self.image)], train_frame=False).detections[0]
-    self.detections = self._detections[index]
-    self._sync('image', index)
-    self.set_delta(self.delta)
+    def show(self, index: int):
+        "Look at image `index` of the dataset."
+        if not 0 <= index < len(self.dataset): raise IndexError(f"image index {index} outside 0..{len(self.dataset) - 1}")
+        self.index = index
+        self.image, target = self.dataset[index]
+        self.image_id = target['image_id']
+        self.truth = _truth_of(target, self.ground_truth)
+        if index not in self._detections:
+            self._detections[index] = teacher_forward(self.teacher, [float_image(self.image)], train_frame=False).detections[0]
+        self.detections = self._detections[index]
+        self._sync('image', index)
+        self.set_delta(self.delta)
 
-# %% ../../nbs/41_widgets.ipynb #d4b81c99
-@patch
-def set_delta(self: PseudoLabelExplorer, delta: float):
-    "Threshold the teacher's detections at δ = `delta` (then class-wise NMS)."
-    self.delta = float(delta)
-    self.pseudo = pseudo_labels([self.detections], self.delta, self.nms_iou)[0]
-    self.counts = {'pseudo': len(self.pseudo['boxes']),
-                   'ground_truth': None if self.truth is None else len(self.truth['boxes'])}
-    self._sync('delta', delta)
-    self.refresh()
+    def set_delta(self, delta: float):
+        "Threshold the teacher's detections at δ = `delta` (then class-wise NMS)."
+        self.delta = float(delta)
+        self.pseudo = pseudo_labels([self.detections], self.delta, self.nms_iou)[0]
+        self.counts = {'pseudo': len(self.pseudo['boxes']),
+                       'ground_truth': None if self.truth is None else len(self.truth['boxes'])}
+        self._sync('delta', delta)
+        self.refresh()
 
-# %% ../../nbs/41_widgets.ipynb #40f3c5f3
-@patch
-def draw(self: PseudoLabelExplorer):
-    "Hidden ground truth on the left; the teacher's pseudo-labels (solid) and detections below δ (dashed) on the right."
-    truth_ax, teacher_ax = self.figure.subplots(1, 2)
-    show_image(truth_ax, self.image, f"image {self.image_id}: hidden ground truth ({self.counts['ground_truth']})")
-    if self.truth is not None:
-        draw_boxes(truth_ax, self.truth['boxes'], 'tab:green', _names(self.class_names, self.truth['labels']))
-    below = self.detections['scores'] < self.delta
-    show_image(teacher_ax, self.image, f"teacher: {self.counts['pseudo']} pseudo-labels at δ = {self.delta:.2f} "
-                                       f"({int(below.sum())} detections below)")
-    draw_boxes(teacher_ax, self.detections['boxes'][below], 'white', linestyle='--', linewidth=0.7, alpha=0.6)
-    captions = [f'{n} {s:.2f}' for n, s in zip(_names(self.class_names, self.pseudo['labels']), self.pseudo['scores'].tolist())]
-    draw_boxes(teacher_ax, self.pseudo['boxes'], 'tab:purple', captions)
+    def draw(self):
+        "Hidden ground truth on the left; the teacher's pseudo-labels (solid) and detections below δ (dashed) on the right."
+        truth_ax, teacher_ax = self.figure.subplots(1, 2)
+        show_image(truth_ax, self.image, f"image {self.image_id}: hidden ground truth ({self.counts['ground_truth']})")
+        if self.truth is not None:
+            draw_boxes(truth_ax, self.truth['boxes'], 'tab:green', _names(self.class_names, self.truth['labels']))
+        below = self.detections['scores'] < self.delta
+        show_image(teacher_ax, self.image, f"teacher: {self.counts['pseudo']} pseudo-labels at δ = {self.delta:.2f} "
+                                           f"({int(below.sum())} detections below)")
+        draw_boxes(teacher_ax, self.detections['boxes'][below], 'white', linestyle='--', linewidth=0.7, alpha=0.6)
+        captions = [f'{n} {s:.2f}' for n, s in zip(_names(self.class_names, self.pseudo['labels']), self.pseudo['scores'].tolist())]
+        draw_boxes(teacher_ax, self.pseudo['boxes'], 'tab:purple', captions)
 
 # %% ../../nbs/41_widgets.ipynb #49f784d9
 class LevelPredictionViewer(FigureWidget):
@@ -192,53 +186,47 @@ class LevelPredictionViewer(FigureWidget):
         self._control('roi', ipywidgets.Dropdown(description='RoI'), self.select)
         self.show(index)
 
-# %% ../../nbs/41_widgets.ipynb #a542ff47
-@patch
-def show(self: LevelPredictionViewer, index: int):
-    "Inspect image `index` and select its most confident RoI."
-    self.inspection = inspect_dataset_image(self.student, self.teacher, self.dataset, index, self.student_view, self.kl_direction)
-    self.index, self.image = index, self.inspection.image
-    confidence = 1 - self.inspection.teacher_probs[:, 0]
-    self.choices = confidence.argsort(descending=True)[:self.max_rois].tolist()
-    labels = self.inspection.teacher_probs.argmax(1)
-    options = [(f"RoI {i}: P{int(self.inspection.levels[i])}, {_names(self.class_names, labels[i:i + 1])[0]} "
-                f"{float(confidence[i]):.2f}", i) for i in self.choices]
-    self.roi = None
-    self._sync('image', index)
-    self.controls['roi'].options = options  # selects the first option
-    self.select(self.choices[0])
+    def show(self, index: int):
+        "Inspect image `index` and select its most confident RoI."
+        self.inspection = inspect_dataset_image(self.student, self.teacher, self.dataset, index, self.student_view, self.kl_direction)
+        self.index, self.image = index, self.inspection.image
+        confidence = 1 - self.inspection.teacher_probs[:, 0]
+        self.choices = confidence.argsort(descending=True)[:self.max_rois].tolist()
+        labels = self.inspection.teacher_probs.argmax(1)
+        options = [(f"RoI {i}: P{int(self.inspection.levels[i])}, {_names(self.class_names, labels[i:i + 1])[0]} "
+                    f"{float(confidence[i]):.2f}", i) for i in self.choices]
+        self.roi = None
+        self._sync('image', index)
+        self.controls['roi'].options = options  # selects the first option
+        self.select(self.choices[0])
 
-# %% ../../nbs/41_widgets.ipynb #bb9cc5b7
-@patch
-def select(self: LevelPredictionViewer, roi: int | None):
-    "Show RoI `roi` (an index into the image's proposals)."
-    if roi is None or roi == self.roi: return
-    if not 0 <= roi < len(self.inspection.rois): raise IndexError(f"RoI {roi} outside 0..{len(self.inspection.rois) - 1}")
-    self.roi = roi
-    self.level = int(self.inspection.levels[roi])
-    names = self.inspection.level_names
-    self.bars = {'teacher': self.inspection.teacher_probs[roi]} | dict(zip(names, self.inspection.student_probs[:, roi]))
-    self.kl_per_level = dict(zip(names, self.inspection.kl[:, roi].tolist()))
-    self._sync('roi', roi)
-    self.refresh()
+    def select(self, roi: int | None):
+        "Show RoI `roi` (an index into the image's proposals)."
+        if roi is None or roi == self.roi: return
+        if not 0 <= roi < len(self.inspection.rois): raise IndexError(f"RoI {roi} outside 0..{len(self.inspection.rois) - 1}")
+        self.roi = roi
+        self.level = int(self.inspection.levels[roi])
+        names = self.inspection.level_names
+        self.bars = {'teacher': self.inspection.teacher_probs[roi]} | dict(zip(names, self.inspection.student_probs[:, roi]))
+        self.kl_per_level = dict(zip(names, self.inspection.kl[:, roi].tolist()))
+        self._sync('roi', roi)
+        self.refresh()
 
-# %% ../../nbs/41_widgets.ipynb #59188938
-@patch
-def draw(self: LevelPredictionViewer):
-    "The RoI in its level's colour; the class distributions as grouped bars; the KL of each level."
-    image_ax, bar_ax, kl_ax = self.figure.subplots(1, 3, width_ratios=[1, 2.2, 0.9])
-    show_image(image_ax, self.image, f"RoI {self.roi}: Eq. 4 assigns P{self.level}")
-    draw_boxes(image_ax, self.inspection.rois[self.roi], LEVEL_COLOURS.get(self.level, 'black'), linewidth=2)
-    classes, width = len(self.bars['teacher']), 0.8 / len(self.bars)
-    for j, (name, probs) in enumerate(self.bars.items()):
-        colour = 'black' if name == 'teacher' else LEVEL_COLOURS.get(int(name[1:]), None)
-        bar_ax.bar([c + (j - len(self.bars) / 2 + 0.5) * width for c in range(classes)], probs.tolist(), width,
-                   color=colour, label=f'student {name}' if name != 'teacher' else 'teacher', alpha=0.85)
-    bar_ax.set_xticks(range(classes), self.class_names or range(classes), rotation=45, fontsize=7)
-    bar_ax.set_ylabel('probability'); bar_ax.legend(fontsize=7); bar_ax.set_title('class distributions', fontsize=9)
-    names = list(self.kl_per_level)
-    kl_ax.bar(names, list(self.kl_per_level.values()), color=[LEVEL_COLOURS.get(int(n[1:])) for n in names])
-    kl_ax.set_title('KL per level', fontsize=9)
+    def draw(self):
+        "The RoI in its level's colour; the class distributions as grouped bars; the KL of each level."
+        image_ax, bar_ax, kl_ax = self.figure.subplots(1, 3, width_ratios=[1, 2.2, 0.9])
+        show_image(image_ax, self.image, f"RoI {self.roi}: Eq. 4 assigns P{self.level}")
+        draw_boxes(image_ax, self.inspection.rois[self.roi], LEVEL_COLOURS.get(self.level, 'black'), linewidth=2)
+        classes, width = len(self.bars['teacher']), 0.8 / len(self.bars)
+        for j, (name, probs) in enumerate(self.bars.items()):
+            colour = 'black' if name == 'teacher' else LEVEL_COLOURS.get(int(name[1:]), None)
+            bar_ax.bar([c + (j - len(self.bars) / 2 + 0.5) * width for c in range(classes)], probs.tolist(), width,
+                       color=colour, label=f'student {name}' if name != 'teacher' else 'teacher', alpha=0.85)
+        bar_ax.set_xticks(range(classes), self.class_names or range(classes), rotation=45, fontsize=7)
+        bar_ax.set_ylabel('probability'); bar_ax.legend(fontsize=7); bar_ax.set_title('class distributions', fontsize=9)
+        names = list(self.kl_per_level)
+        kl_ax.bar(names, list(self.kl_per_level.values()), color=[LEVEL_COLOURS.get(int(n[1:])) for n in names])
+        kl_ax.set_title('KL per level', fontsize=9)
 
 # %% ../../nbs/41_widgets.ipynb #9967ef9d
 class OHEMViewer(FigureWidget):
@@ -252,43 +240,37 @@ class OHEMViewer(FigureWidget):
         self._control('ohem_k', ipywidgets.IntSlider(ohem_k, 1, max(ohem_k, 1), description='K'), self.set_ohem_k)
         self.show(index)
 
-# %% ../../nbs/41_widgets.ipynb #361acbe9
-@patch
-def show(self: OHEMViewer, index: int):
-    "Inspect image `index`, keeping the current K."
-    self.inspection = inspect_dataset_image(self.student, self.teacher, self.dataset, index, self.student_view, self.kl_direction)
-    self.index, self.image = index, self.inspection.image
-    self.sorted_kl = self.inspection.kl.sort(dim=1, descending=True).values
-    self.controls['ohem_k'].max = max(len(self.inspection.rois), 1)
-    self._sync('image', index)
-    self.set_ohem_k(self.ohem_k)
+    def show(self, index: int):
+        "Inspect image `index`, keeping the current K."
+        self.inspection = inspect_dataset_image(self.student, self.teacher, self.dataset, index, self.student_view, self.kl_direction)
+        self.index, self.image = index, self.inspection.image
+        self.sorted_kl = self.inspection.kl.sort(dim=1, descending=True).values
+        self.controls['ohem_k'].max = max(len(self.inspection.rois), 1)
+        self._sync('image', index)
+        self.set_ohem_k(self.ohem_k)
 
-# %% ../../nbs/41_widgets.ipynb #636513b6
-@patch
-def set_ohem_k(self: OHEMViewer, ohem_k: int):
-    "Keep the top `ohem_k` RoIs per level."
-    if ohem_k < 1: raise ValueError(f"K must be at least 1, got {ohem_k}")
-    self.ohem_k = int(ohem_k)
-    self.selection: OHEMSelection = ohem_select(self.inspection.kl, self.ohem_k)
-    self.kept = {name: self.selection.mask[l].nonzero().flatten() for l, name in enumerate(self.inspection.level_names)}
-    self._sync('ohem_k', ohem_k)
-    self.refresh()
+    def set_ohem_k(self, ohem_k: int):
+        "Keep the top `ohem_k` RoIs per level."
+        if ohem_k < 1: raise ValueError(f"K must be at least 1, got {ohem_k}")
+        self.ohem_k = int(ohem_k)
+        self.selection: OHEMSelection = ohem_select(self.inspection.kl, self.ohem_k)
+        self.kept = {name: self.selection.mask[l].nonzero().flatten() for l, name in enumerate(self.inspection.level_names)}
+        self._sync('ohem_k', ohem_k)
+        self.refresh()
 
-# %% ../../nbs/41_widgets.ipynb #96dfd4fe
-@patch
-def draw(self: OHEMViewer):
-    "Kept RoIs in their level's colour; each level's sorted KLs and the cut at K."
-    image_ax, curve_ax = self.figure.subplots(1, 2)
-    show_image(image_ax, self.image, f"K = {self.ohem_k}: {self.selection.union_count} distinct RoIs kept "
-                                     f"of {len(self.inspection.rois)}")
-    for l, (name, kept) in enumerate(self.kept.items()):
-        colour = LEVEL_COLOURS.get(self.inspection.min_level + l)
-        draw_boxes(image_ax, self.inspection.rois[kept], colour, linewidth=1, alpha=0.8)
-        curve_ax.plot(range(1, self.sorted_kl.shape[1] + 1), self.sorted_kl[l].tolist(), color=colour,
-                      label=f'{name} ({len(kept)} kept)')
-    curve_ax.axvline(self.ohem_k, color='black', linestyle='--', linewidth=1)
-    curve_ax.set_xlabel('rank'); curve_ax.set_ylabel('KL'); curve_ax.set_yscale('log'); curve_ax.legend(fontsize=7)
-    curve_ax.set_title('KL per RoI, sorted, and the cut at K', fontsize=9)
+    def draw(self):
+        "Kept RoIs in their level's colour; each level's sorted KLs and the cut at K."
+        image_ax, curve_ax = self.figure.subplots(1, 2)
+        show_image(image_ax, self.image, f"K = {self.ohem_k}: {self.selection.union_count} distinct RoIs kept "
+                                         f"of {len(self.inspection.rois)}")
+        for l, (name, kept) in enumerate(self.kept.items()):
+            colour = LEVEL_COLOURS.get(self.inspection.min_level + l)
+            draw_boxes(image_ax, self.inspection.rois[kept], colour, linewidth=1, alpha=0.8)
+            curve_ax.plot(range(1, self.sorted_kl.shape[1] + 1), self.sorted_kl[l].tolist(), color=colour,
+                          label=f'{name} ({len(kept)} kept)')
+        curve_ax.axvline(self.ohem_k, color='black', linestyle='--', linewidth=1)
+        curve_ax.set_xlabel('rank'); curve_ax.set_ylabel('KL'); curve_ax.set_yscale('log'); curve_ax.legend(fontsize=7)
+        curve_ax.set_title('KL per RoI, sorted, and the cut at K', fontsize=9)
 
 # %% ../../nbs/41_widgets.ipynb #986a4dbe
 class SampledRoIViewer(FigureWidget):
@@ -317,24 +299,20 @@ class SampledRoIViewer(FigureWidget):
         self._control('image', ipywidgets.IntSlider(image, 0, len(self.views) - 1, description='image'), self.show)
         self.show(image)
 
-# %% ../../nbs/41_widgets.ipynb #e5bba537
-@patch
-def show(self: SampledRoIViewer, image: int):
-    "Draw unlabeled image `image` of the batch."
-    if not 0 <= image < len(self.views): raise IndexError(f"image {image} outside 0..{len(self.views) - 1}")
-    self.image = image
-    self.shown = self.per_image[image]
-    self._sync('image', image)
-    self.refresh()
+    def show(self, image: int):
+        "Draw unlabeled image `image` of the batch."
+        if not 0 <= image < len(self.views): raise IndexError(f"image {image} outside 0..{len(self.views) - 1}")
+        self.image = image
+        self.shown = self.per_image[image]
+        self._sync('image', image)
+        self.refresh()
 
-# %% ../../nbs/41_widgets.ipynb #1e0b0ba7
-@patch
-def draw(self: SampledRoIViewer):
-    "The hard branch's outcomes on the left, the soft branch's on the right, over the hidden ground truth (dotted)."
-    hard_ax, soft_ax = self.figure.subplots(1, 2)
-    counts = self.counts.iloc[self.image]
-    for ax, names, title in ((hard_ax, ('true_positive', 'false_positive', 'false_negative'), 'hard branch'),
-                             (soft_ax, ('shared', 'soft_only'), 'soft branch (OHEM-kept)')):
-        show_image(ax, self.views[self.image], f"{title}: " + ', '.join(f"{counts[n]} {n.replace('_', ' ')}" for n in names))
-        draw_boxes(ax, self.shown['ground_truth'], 'white', linestyle=':', linewidth=1)
-        for name in names: draw_boxes(ax, self.shown[name], self.OUTCOME_COLOURS[name], linewidth=0.8, alpha=0.8)
+    def draw(self):
+        "The hard branch's outcomes on the left, the soft branch's on the right, over the hidden ground truth (dotted)."
+        hard_ax, soft_ax = self.figure.subplots(1, 2)
+        counts = self.counts.iloc[self.image]
+        for ax, names, title in ((hard_ax, ('true_positive', 'false_positive', 'false_negative'), 'hard branch'),
+                                 (soft_ax, ('shared', 'soft_only'), 'soft branch (OHEM-kept)')):
+            show_image(ax, self.views[self.image], f"{title}: " + ', '.join(f"{counts[n]} {n.replace('_', ' ')}" for n in names))
+            draw_boxes(ax, self.shown['ground_truth'], 'white', linestyle=':', linewidth=1)
+            for name in names: draw_boxes(ax, self.shown[name], self.OUTCOME_COLOURS[name], linewidth=0.8, alpha=0.8)
