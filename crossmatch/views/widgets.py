@@ -40,17 +40,21 @@ class FigureWidget:
         self.controls: dict[str, ipywidgets.Widget] = {}
         self._image: ipywidgets.Image | None = None
         self._widget: ipywidgets.Widget | None = None
+        self._syncing = False  # True while `_sync` moves a control: its observer must not call the setter again
 
     def draw(self): raise NotImplementedError  # subclasses draw their state on `self.figure`
 
     def _control(self, name: str, control: ipywidgets.Widget, on_change: Callable) -> ipywidgets.Widget:
-        control.observe(lambda change: on_change(change['new']), names='value')
+        control.observe(lambda change: None if self._syncing else on_change(change['new']), names='value')
         self.controls[name] = control
         return control
 
     def _sync(self, name: str, value):
-        "Show a value set from code on its control (its observer then sees no change)."
-        if name in self.controls and self.controls[name].value != value: self.controls[name].value = value
+        "Show a value set from code on its control, without its observer calling the setter (and redrawing) again."
+        if name not in self.controls or self.controls[name].value == value: return
+        self._syncing = True
+        try: self.controls[name].value = value
+        finally: self._syncing = False
 
     def _ipython_display_(self): display(self.widget)
 
