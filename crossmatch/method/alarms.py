@@ -35,8 +35,10 @@ class AlarmThresholds:
 # %% ../../nbs/28_alarms.ipynb #43bb7566
 def _semi(train: Sequence[dict]) -> list[dict]: return [r for r in train if r.get('phase') == 'semi']
 
+# %% ../../nbs/28_alarms.ipynb #a9199fd1
 def _finite(value) -> bool: return isinstance(value, (int, float)) and math.isfinite(value)
 
+# %% ../../nbs/28_alarms.ipynb #d1bf3ed1
 def _gt_density(evals: Sequence[dict]) -> float | None:
     "The validation set's ground-truth boxes per image, from the newest evaluation that logged it."
     for row in reversed(evals):
@@ -161,21 +163,23 @@ class RunAlarms:
         logged = read_warnings(self.path)
         self.started = dict(zip(logged.name, logged.iteration))  # name → iteration it started at
 
-    def observe(self, row: dict) -> list[str]:
-        "Take one metrics row ('train' or 'eval'); the lines of the warnings that start with it."
-        (self.train if row.get('kind') == 'train' else self.evals).append(row)
-        lines = []
-        for name, alarm in ALARMS.items():
-            if name in self.started: continue
-            finding = alarm.check(self.train, self.evals, self.thresholds)
-            if finding is None: continue
-            iteration = int(row.get('iteration', 0))
-            message = f"{finding}: {alarm.meaning}; try: {alarm.remedy}"
-            self.started[name] = iteration
-            with open(self.path, 'a', encoding='utf-8') as f: f.write(f"{iteration}\t{name}\t{message}\n")
-            self.echo(f"crossmatch warning at iteration {iteration}: {name}: {message}")
-            lines.append(f"{name}: {message}")
-        return lines
+# %% ../../nbs/28_alarms.ipynb #a60c24df
+@patch
+def observe(self: RunAlarms, row: dict) -> list[str]:
+    "Take one metrics row ('train' or 'eval'); the lines of the warnings that start with it."
+    (self.train if row.get('kind') == 'train' else self.evals).append(row)
+    lines = []
+    for name, alarm in ALARMS.items():
+        if name in self.started: continue
+        finding = alarm.check(self.train, self.evals, self.thresholds)
+        if finding is None: continue
+        iteration = int(row.get('iteration', 0))
+        message = f"{finding}: {alarm.meaning}; try: {alarm.remedy}"
+        self.started[name] = iteration
+        with open(self.path, 'a', encoding='utf-8') as f: f.write(f"{iteration}\t{name}\t{message}\n")
+        self.echo(f"crossmatch warning at iteration {iteration}: {name}: {message}")
+        lines.append(f"{name}: {message}")
+    return lines
 
 # %% ../../nbs/28_alarms.ipynb #5e757a54
 @patch
