@@ -138,6 +138,7 @@ def voc_ap(recall: np.ndarray,  # (D,) recall after each detection, in score ord
 
 # %% ../../nbs/34_evaluate.ipynb #656cebb7
 def _ignored(annotation: dict) -> bool:
+    "Whether an annotation is left out of the positives: a crowd region or a difficult object."
     return bool(annotation.get('iscrowd', 0) or annotation.get('difficult', 0))
 
 # %% ../../nbs/34_evaluate.ipynb #f11e441e

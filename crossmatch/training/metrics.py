@@ -143,6 +143,13 @@ def writer(self: TensorBoardMetricsLog):
     if self._writer is None: self._writer = self._summary_writer(str(self.log_dir), purge_step=self._purge_step)
     return self._writer
 
+# %% ../../nbs/33_metrics.ipynb #7c9c9e08
+@patch
+def close(self: TensorBoardMetricsLog):
+    "Close the event file (a later row opens a new one)."
+    if self._writer is not None: self._writer.close()
+    self._writer = None
+
 # %% ../../nbs/33_metrics.ipynb #82d8520d
 @patch
 def append(self: TensorBoardMetricsLog, row: dict):
@@ -173,10 +180,3 @@ def add_detections(self: TensorBoardMetricsLog, tag: str,
     drawn = draw_bounding_boxes(image, boxes, labels=captions, colors='yellow', width=1) if len(boxes) else image
     self.writer.add_image(tag, drawn, step)
     self.writer.flush()
-
-# %% ../../nbs/33_metrics.ipynb #7c9c9e08
-@patch
-def close(self: TensorBoardMetricsLog):
-    "Close the event file (a later row opens a new one)."
-    if self._writer is not None: self._writer.close()
-    self._writer = None

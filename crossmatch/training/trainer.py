@@ -268,6 +268,29 @@ def sampling_row(self: Trainer,
     return {'gt_boxes_per_image': sum(len(t['boxes']) for t in hidden) / len(hidden),
             **sampling_diagnostics(sampled, hidden, view_sizes)}
 
+# %% ../../nbs/35_trainer.ipynb #83b2bca4
+@patch(as_prop=True)
+def tensorboard_images_due(self: Trainer) -> bool:
+    "Whether this iteration writes TensorBoard's images (rank 0 of a run with `train.tensorboard`)."
+    t = self.config.train
+    return isinstance(self.metrics, TensorBoardMetricsLog) and self.iteration % (t.tensorboard_images_every or t.eval_every) == 0
+
+# %% ../../nbs/35_trainer.ipynb #9f6aedd0
+@patch
+def log_images(self: Trainer):
+    "TensorBoard images: the teacher's pseudo-labels on the first unlabeled image; detections on the first validation image."
+    method, names = self.config.method, self.data.category_map.names
+    models = {'student': self.model}
+    if method.semi_supervised and self.iteration > self.config.train.burn_in:
+        models['teacher'] = self.teacher.model
+        _, (teacher_output,) = predict(self.teacher.model, self.data.train.unlabeled, self.device, max_images=1)
+        (pseudo,) = pseudo_labels([teacher_output], method.delta, method.pseudo_nms_iou)
+        self.metrics.add_detections('images/unlabeled_pseudo_labels', self.data.train.unlabeled[0][0], pseudo, names, self.iteration)
+    for name, model in models.items():
+        _, (output,) = predict(model, self.data.val, self.device, max_images=1)
+        confident = {k: v[output['scores'] >= method.delta] for k, v in output.items()}
+        self.metrics.add_detections(f'images/val_detections/{name}', self.data.val[0][0], confident, names, self.iteration)
+
 # %% ../../nbs/35_trainer.ipynb #1a58b3ef
 @patch
 def fit(self: Trainer, stop_at: int | None = None) -> pd.DataFrame | None:
@@ -291,26 +314,3 @@ def fit(self: Trainer, stop_at: int | None = None) -> pd.DataFrame | None:
         if self.iteration in (t.burn_in, t.iterations) or self.iteration % t.checkpoint_every == 0: self.save()
     bar.close()
     return self.metrics.frame() if self.metrics is not None else None
-
-# %% ../../nbs/35_trainer.ipynb #83b2bca4
-@patch(as_prop=True)
-def tensorboard_images_due(self: Trainer) -> bool:
-    "Whether this iteration writes TensorBoard's images (rank 0 of a run with `train.tensorboard`)."
-    t = self.config.train
-    return isinstance(self.metrics, TensorBoardMetricsLog) and self.iteration % (t.tensorboard_images_every or t.eval_every) == 0
-
-# %% ../../nbs/35_trainer.ipynb #9f6aedd0
-@patch
-def log_images(self: Trainer):
-    "TensorBoard images: the teacher's pseudo-labels on the first unlabeled image; detections on the first validation image."
-    method, names = self.config.method, self.data.category_map.names
-    models = {'student': self.model}
-    if method.semi_supervised and self.iteration > self.config.train.burn_in:
-        models['teacher'] = self.teacher.model
-        _, (teacher_output,) = predict(self.teacher.model, self.data.train.unlabeled, self.device, max_images=1)
-        (pseudo,) = pseudo_labels([teacher_output], method.delta, method.pseudo_nms_iou)
-        self.metrics.add_detections('images/unlabeled_pseudo_labels', self.data.train.unlabeled[0][0], pseudo, names, self.iteration)
-    for name, model in models.items():
-        _, (output,) = predict(model, self.data.val, self.device, max_images=1)
-        confident = {k: v[output['scores'] >= method.delta] for k, v in output.items()}
-        self.metrics.add_detections(f'images/val_detections/{name}', self.data.val[0][0], confident, names, self.iteration)
