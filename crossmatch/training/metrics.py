@@ -66,7 +66,9 @@ def truncate_after(self: MetricsLog, iteration: int):
     later = [r for r in self.rows if r.get('iteration', 0) > iteration]
     if not later: return
     discarded = self.path.with_name(self.path.stem + '.discarded.csv')
-    pd.DataFrame(later).to_csv(discarded, mode='a', header=not discarded.exists(), index=False)
+    # rows discarded by an earlier resume may have other columns: the file is rewritten under one header for all
+    earlier = [pd.read_csv(discarded)] if discarded.exists() else []
+    with atomic_write(discarded) as f: pd.concat(earlier + [pd.DataFrame(later)], ignore_index=True).to_csv(f, index=False)
     self.rows = [r for r in self.rows if r.get('iteration', 0) <= iteration]
     self._rewrite()
 
