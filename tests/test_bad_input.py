@@ -304,6 +304,28 @@ def test_a_bug_keeps_its_traceback(capsys, monkeypatch):
                                                "crossmatch, not a problem with the input; please report it")
 
 
+def test_ctrl_c_while_a_checkpoint_is_written(tmp_path, capsys, monkeypatch):
+    """Ctrl-C that lands inside `torch.save`: its zip writer, cut off, raises a RuntimeError of its own on the way out.
+    The command still reports an interrupt (exit 130, the resume command, no traceback) and the checkpoint being
+    written is neither kept half-written nor left as a temporary file; the earlier one loads."""
+    saves, real_save = [], torch.save
+    def interrupted_at_the_second(state, f, *args, **kwargs):
+        saves.append(f)
+        if len(saves) < 2: return real_save(state, f, *args, **kwargs)
+        try: raise KeyboardInterrupt
+        finally: raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4479680 vs 4479616")
+    monkeypatch.setattr(torch, 'save', interrupted_at_the_second)
+    data = write_set(tmp_path / 'data')
+    args = own_args(data, tmp_path / 'run', 'train.iterations=3', 'train.eval_every=100')
+    status, stderr = run_main(capsys, args)
+    assert status == 130 and 'Traceback' not in stderr, stderr
+    assert stderr.strip().splitlines()[-1].startswith('crossmatch train: interrupted at iteration 2 of 3; its newest '
+                                                      f"checkpoint is {checkpoint_path(tmp_path / 'run', 1)}")
+    folder = checkpoint_path(tmp_path / 'run', 1).parent
+    assert sorted(p.name for p in folder.iterdir()) == ['iter_0000001.pt']
+    assert load_checkpoint(checkpoint_path(tmp_path / 'run', 1))['iteration'] == 1
+
+
 def test_ctrl_c_stops_cleanly_with_the_resume_command(tmp_path):
     data = write_set(tmp_path / 'data')
     args = own_args(data, tmp_path / 'run', 'train.iterations=100000', 'train.eval_every=100000')

@@ -43,6 +43,9 @@ def atomic_write(path: str | os.PathLike,  # the file to (re)write; its folder i
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        # Ctrl-C mid-write can surface as the writer's own error when it closes the cut file (torch.save's zip writer
+        # raises RuntimeError): the interrupt is what happened, and what the command line must see
+        if isinstance(e.__context__, KeyboardInterrupt) and not isinstance(e, KeyboardInterrupt): raise e.__context__ from None
         if isinstance(e, OSError) and not isinstance(e, UserError): raise path_error(e, 'write', path) from e
         raise
 
