@@ -98,7 +98,9 @@ def test_readme_and_tutorials_import_from_the_public_api():
 
 
 def _cell_flags(source: str) -> set[str]:
-    return {line[3:].split()[0] for line in source.splitlines() if line.startswith("#| ") and line[3:].split()}
+    "The nbdev directives of a cell (`#| export`, `#|hide` ...)."
+    import re
+    return set(re.findall(r"^#\|\s*([\w-]+)", source, re.M))
 
 
 def test_each_export_is_followed_by_an_example():

@@ -67,7 +67,7 @@ def truncate_after(self: MetricsLog, iteration: int):
     if not later: return
     discarded = self.path.with_name(self.path.stem + '.discarded.csv')
     # rows discarded by an earlier resume may have other columns: the file is rewritten under one header for all
-    earlier = [pd.read_csv(discarded)] if discarded.exists() else []
+    earlier = [pd.read_csv(discarded, dtype=str, keep_default_na=False)] if discarded.exists() else []  # verbatim
     with atomic_write(discarded) as f: pd.concat(earlier + [pd.DataFrame(later)], ignore_index=True).to_csv(f, index=False)
     self.rows = [r for r in self.rows if r.get('iteration', 0) <= iteration]
     self._rewrite()
