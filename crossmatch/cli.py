@@ -5,7 +5,7 @@
 # %% ../nbs/38_cli.ipynb #7513dd4b
 from __future__ import annotations
 import argparse, sys, textwrap, traceback
-from .training.config import OVERRIDE_ORDER, PRESETS
+from .training.config import EMBEDDED_PRESETS, OVERRIDE_ORDER, PRESETS
 from .data.errors import USER_ERRORS, error_line
 from .model.export import EXPORTERS
 from .method.config import METHODS, METHOD_SETTINGS
@@ -178,6 +178,9 @@ def _add_demo_parser(sub: argparse._SubParsersAction):
     p = sub.add_parser('demo', help="supervised vs CrossMatch on the embedded data (the README's main job)",
                        description="Generate the shapes data, train the supervised baseline and CrossMatch at a low labeled "
                                    "fraction on the CPU, evaluate both, print a table and save a plot of AP over iterations.")
+    p.add_argument('--preset', default='shapes', choices=EMBEDDED_PRESETS,
+                   help="the embedded data's preset: shapes (1,000 iterations) or shapes-long (3,000, the longer "
+                        "schedule of the ablation tutorial) (default: %(default)s)")
     p.add_argument('--quick', action='store_true', help="the 2-minute variant the tests run (quick data, short schedule)")
     p.add_argument('--output', default='runs/demo', help="folder of the two runs and the plot (default: %(default)s)")
     _add_set(p, "override config fields after the demo preset; may be repeated")

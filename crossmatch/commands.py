@@ -157,7 +157,7 @@ def cmd_pseudo_label(args: argparse.Namespace):
 # %% ../nbs/38_commands.ipynb #7e432032
 def cmd_demo(args: argparse.Namespace):
     "Supervised vs CrossMatch on the embedded shapes data (`demo.run_demo`)."
-    run_demo(args.output, quick=args.quick, overrides=args.set, progress=not args.no_progress)
+    run_demo(args.output, preset=args.preset, quick=args.quick, overrides=args.set, progress=not args.no_progress)
 
 # %% ../nbs/38_commands.ipynb #09b20e26
 def parse_variant(spec: list[str]) -> tuple[str, list[str]]:

@@ -1,6 +1,7 @@
-"""Every run preset says what it said in 0.2.0 before the presets became literals (`tests/presets_0.2.0.yaml`, written
+"""Every run preset of 0.2.0 says what it said before the presets became literals (`tests/presets_0.2.0.yaml`, written
 from that version's `PRESETS`): each data, method and train field with its value and type, the model section read as
-a 0.2.0 config file is read, and the detector `detector_config` builds from it."""
+a 0.2.0 config file is read, and the detector `detector_config` builds from it. A preset added since is listed in
+`ADDED` with the preset it varies and the fields it changes, and differs from that one in nothing else."""
 import dataclasses
 from pathlib import Path
 
@@ -18,8 +19,22 @@ def typed(section: dict) -> dict:
     return {name: (value, type(value)) for name, value in section.items()}
 
 
+ADDED = {  # name: (the 0.2.0 preset it varies, {section: {field: value}}), as CHANGELOG.md lists them
+    'shapes-long': ('shapes', {'train': {'iterations': 3000, 'burn_in': 1000, 'lr_steps': [2700], 'output_dir': 'runs/shapes-long'}}),
+}
+
+
 def test_the_same_presets():
-    assert list(PRESETS) == list(OLD)
+    assert [name for name in PRESETS if name in OLD] == list(OLD)
+    assert [name for name in PRESETS if name not in OLD] == list(ADDED)
+
+
+@pytest.mark.parametrize('name', list(ADDED))
+def test_an_added_preset_differs_only_where_it_says(name):
+    origin, changes = ADDED[name]
+    assert PRESETS[name] == apply_overrides(PRESETS[origin], changes)
+    assert all(getattr(getattr(PRESETS[origin], section), field) != value
+               for section, fields in changes.items() for field, value in fields.items())
 
 
 @pytest.mark.parametrize('name', list(OLD))

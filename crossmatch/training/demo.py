@@ -8,13 +8,13 @@ import shutil, time
 from pathlib import Path
 import pandas as pd
 from ..data.datasets import RunData
-from .config import Config, apply_overrides, config_from_args
+from .config import EMBEDDED_PRESETS, Config, apply_overrides, config_from_args
 from ..method.config import METHODS
 from .metrics import final_metrics, plot_ap_curves
 from .trainer import Trainer
 
 # %% auto #0
-__all__ = ['DEMO_SIZES', 'start_run', 'run_demo']
+__all__ = ['DEMO_SIZES', 'demo_config', 'start_run', 'run_demo']
 
 # %% ../../nbs/37_demo.ipynb #519da79a
 DEMO_SIZES: dict[str, list[str]] = {
@@ -24,6 +24,16 @@ DEMO_SIZES: dict[str, list[str]] = {
               'train.lr_steps=[35]', 'train.batch_labeled=4', 'train.batch_unlabeled=4', 'method.ohem_k=32',
               'method.ohem_ramp_iters=10', 'train.clip_grad_norm=5'],
 }
+
+# %% ../../nbs/37_demo.ipynb #6992f6bf
+def demo_config(preset: str = 'shapes',  # one of `EMBEDDED_PRESETS`
+                quick: bool = False,  # the quick size (DEMO_SIZES['quick']) instead of the preset's own
+                overrides: list[str] | None = None,  # 'section.field=value' applied after the size
+               ) -> Config:
+    "The config both runs of the demo start from: `preset`, the demo's size, then `overrides`."
+    if preset not in EMBEDDED_PRESETS:
+        raise ValueError(f"preset {preset!r}: the demo trains on the embedded data, with one of {list(EMBEDDED_PRESETS)}")
+    return config_from_args(preset, overrides=DEMO_SIZES['quick' if quick else 'default'] + list(overrides or []))
 
 # %% ../../nbs/37_demo.ipynb #0c5bcc48
 def start_run(config: Config,
@@ -39,14 +49,15 @@ def start_run(config: Config,
 
 # %% ../../nbs/37_demo.ipynb #9cfab952
 def run_demo(output: str | Path = 'runs/demo',  # folder of the two runs and the plot (each run folder is replaced)
+             preset: str = 'shapes',  # one of `EMBEDDED_PRESETS`
              quick: bool = False,  # the quick variant (DEMO_SIZES['quick'])
              overrides: list[str] | None = None,  # 'section.field=value' applied after the demo's size
              progress: bool = True,  # progress bars while training
             ) -> pd.DataFrame:  # AP and AP50 of the baseline and CrossMatch, and the gain
-    "Train the supervised baseline and CrossMatch on shapes, print and return the comparison table."
+    "Train the supervised baseline and CrossMatch on the embedded data, print and return the comparison table."
     started = time.perf_counter()
     output = Path(output)
-    base = config_from_args('shapes', overrides=DEMO_SIZES['quick' if quick else 'default'] + list(overrides or []))
+    base = demo_config(preset, quick, overrides)
     runs, baseline = {}, None  # baseline: the supervised run's trainer, once trained
     for name in ('supervised', 'crossmatch'):
         config = apply_overrides(base, {'method': METHODS[name], 'train': {'output_dir': str(output / name)}})
@@ -63,7 +74,7 @@ def run_demo(output: str | Path = 'runs/demo',  # folder of the two runs and the
     table.loc['gain'] = table.loc['CrossMatch'] - table.loc['supervised']
     plot = plot_ap_curves(frames, output / 'ap_curves.png')
     labeled = len(runs['supervised'][0].data.train.labeled)
-    print(f"\nshapes ({base.data.shapes_preset}), {labeled} labeled images ({base.data.percent:g} %), "
+    print(f"\npreset {preset}, shapes data ({base.data.shapes_preset}), {labeled} labeled images ({base.data.percent:g} %), "
           f"{base.train.iterations} iterations, burn-in {base.train.burn_in}")
     print(table.round(2).to_string())
     print(f"AP curves: {plot.resolve()}")
