@@ -23,7 +23,8 @@ class AlarmThresholds:
     window: int = 20  # iterations over which the mean pseudo-boxes per image is taken (absent)
     absent_fraction: float = 0.05  # pseudo-boxes per image below this fraction of the validation GT density: absent
     drift_factor: float = 2.0  # the teacher's validation pseudo-boxes per image above this multiple of the GT density...
-    drift_evals: int = 2  # ...at each of this many evaluations, with precision lower at the last than at the first
+    drift_evals: int = 2  # ...at each of this many evaluations...
+    drift_precision_gain: float = 0.02  # ...with precision at the last less than this above the first: not getting better
     flat_iters: int = 50  # an unsupervised term 0 or constant over this many iterations
     flat_tolerance: float = 1e-7  # 'constant': spread below this fraction of the term's size (or below it, absolutely)
     collapse_evals: int = 3  # the teacher's AP no higher at each of this many evaluations in a row (the student's too)...
@@ -59,12 +60,12 @@ def check_pseudo_absent(train: Sequence[dict], evals: Sequence[dict], t: AlarmTh
 
 # %% ../../nbs/28_alarms.ipynb #1d19b6f8
 def check_pseudo_drift(train: Sequence[dict], evals: Sequence[dict], t: AlarmThresholds) -> str | None:
-    "The teacher's validation pseudo-boxes far denser than the objects, at each recent evaluation, with precision falling."
+    "The teacher's validation pseudo-boxes far denser than the objects, at each recent evaluation, its precision not getting better."
     rows = [r for r in evals if r.get('model') == 'teacher' and _finite(r.get('teacher_val_pseudo_per_image'))][-t.drift_evals:]
     if len(rows) < t.drift_evals: return None
     if not all(r['teacher_val_pseudo_per_image'] > t.drift_factor * r['teacher_val_gt_per_image'] for r in rows): return None
     first, last = rows[0]['teacher_val_pseudo_precision'], rows[-1]['teacher_val_pseudo_precision']
-    if not (_finite(first) and _finite(last) and last < first): return None
+    if not (_finite(first) and _finite(last) and last - first < t.drift_precision_gain): return None
     return (f"the teacher gives {rows[-1]['teacher_val_pseudo_per_image']:.2f} pseudo-boxes per validation image for "
             f"{rows[-1]['teacher_val_gt_per_image']:.2f} objects, precision {first:.3f} → {last:.3f}")
 
