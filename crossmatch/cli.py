@@ -193,7 +193,8 @@ def _add_ablation_parser(sub: argparse._SubParsersAction):
     p = sub.add_parser('ablation', help="Table 3: methods × variants × seeds, mean ± std and paired confidence intervals",
                        description="Train every method under every variant (named config overrides) for every seed; per seed the "
                                    "semi-supervised runs branch from the supervised run's burn-in checkpoint (a variant that changes "
-                                   "the burn-in gets its own). The same command again resumes: finished runs are skipped. Writes "
+                                   "what the burn-in trains gets its own; one that moves it to another checkpoint of the supervised "
+                                   "run shares that run). The same command again resumes: finished runs are skipped. Writes "
                                    "ablation.csv, ablation.md (mean ± std, paired differences) and ablation.png in --output.")
     p.add_argument('--preset', default='shapes', choices=sorted(PRESETS), help="starting config (default: %(default)s)")
     p.add_argument('--methods', nargs='+', choices=list(METHODS), default=list(METHODS), metavar='METHOD',

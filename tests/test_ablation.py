@@ -1,7 +1,7 @@
 """`crossmatch ablation` on four-iteration runs of the quick shapes set (supervised and CrossMatch, seeds 1 and 2):
 the CSV's rows and columns, the markdown table against values computed here from the CSV, the progress lines,
-resume (only a removed run and an interrupted one train again), and errors that name the bad method or variant
-before anything trains."""
+resume (only a removed run and an interrupted one train again), a second burn-in served by the same supervised
+run, and errors that name the bad method or variant before anything trains."""
 import contextlib
 import io
 import math
@@ -160,3 +160,23 @@ def test_a_variant_that_changes_the_burn_in_gets_its_own():
                       ('unbiased-teacher', 'strong'): ('supervised', 'strong')}
     # the supervised row of 'delta' is the supervised run of 'base' (δ changes nothing in a supervised run)
     assert next(run for m, v, _, run in plan.rows if (m, v) == ('supervised', 'delta')).variant == 'base'
+
+
+def test_a_later_burn_in_branches_from_the_same_supervised_run(fits, tmp_path):
+    """Burn-in 2 and 4 of a 6-iteration schedule: one supervised run serves both (its checkpoint at 4), and the branch
+    from it equals CrossMatch branched from a supervised run of its own whose burn-in is 4."""
+    short = SHORT + ['train.iterations=6']
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        shared = run_ablation(tmp_path / 'shared', METHODS, {'base': [], 'burn-in-4': ['train.burn_in=4']}, seeds=[1],
+                              quick=True, overrides=short, progress=False)
+        assert fits == [('supervised', 1, 0), ('crossmatch', 1, 2), ('crossmatch', 1, 4)]
+        alone = run_ablation(tmp_path / 'alone', METHODS, {'burn-in-4': ['train.burn_in=4']}, seeds=[1], quick=True,
+                             overrides=short, progress=False)
+    assert sorted(p.name for p in (tmp_path / 'shared' / 'seed1' / 'burn-in-4').iterdir()) == ['crossmatch']
+    branched, own = (pd.read_csv(tmp_path / folder / 'seed1' / 'burn-in-4' / 'crossmatch' / 'metrics.csv').query('iteration > 4')
+                     for folder in ('shared', 'alone'))
+    assert set(branched.kind) == {'train', 'eval'} and branched.iteration.max() == 6
+    for column in ('loss', 'AP', 'AP50'):
+        assert branched[column].tolist() == pytest.approx(own[column].tolist(), nan_ok=True), column
+    rows = shared.set_index(['method', 'variant'])
+    assert rows.loc[('supervised', 'burn-in-4'), 'run_dir'] == rows.loc[('supervised', 'base'), 'run_dir']

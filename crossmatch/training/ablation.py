@@ -17,14 +17,15 @@ from .demo import DEMO_SIZES, start_run
 from ..data.files import atomic_write
 from ..method.config import METHODS, METHOD_SETTINGS
 from .metrics import MetricsLog, final_metrics
-from .trainer import Trainer
+from .trainer import Trainer, checkpoint_due
 
 # %% auto #0
 __all__ = ['SEED_FIELDS', 'SWITCH_FIELDS', 'NEUTRAL_FIELDS', 'SUPERVISED_METHOD_FIELDS', 'SEMI_PHASE_FIELDS', 'RUN_TIME_FILE',
            'REFERENCES', 'setting_overrides', 'seed_overrides', 'refuse_owned_fields', 'variant_config',
-           'run_signature', 'PlannedRun', 'AblationPlan', 'plan_ablation', 'run_state', 'check_run_folder', 'train_run',
-           'run_row', 'paired_difference', 'summarize_ablation', 'ablation_markdown', 'plot_ablation', 'time_left',
-           'format_duration', 'run_label', 'progress_line', 'describe_ablation', 'write_ablation', 'run_ablation']
+           'run_signature', 'PlannedRun', 'AblationPlan', 'holds_burn_in', 'plan_ablation', 'run_state',
+           'check_run_folder', 'train_run', 'run_row', 'paired_difference', 'summarize_ablation', 'ablation_markdown',
+           'plot_ablation', 'time_left', 'format_duration', 'run_label', 'progress_line', 'describe_ablation',
+           'write_ablation', 'run_ablation']
 
 # %% ../../nbs/39_ablation.ipynb #74205702
 def setting_overrides(name: str) -> list[str]:
@@ -68,6 +69,7 @@ def run_signature(config: Config, burn_in: bool = False) -> str:
     if burn_in or not config.method.semi_supervised:
         values['method'] = {k: values['method'][k] for k in SUPERVISED_METHOD_FIELDS}
         train.pop('batch_unlabeled', None)
+    if not (burn_in or config.method.semi_supervised): train.pop('burn_in')  # a supervised run only checkpoints there
     return json.dumps({**values, 'train': train}, sort_keys=True)
 
 # %% ../../nbs/39_ablation.ipynb #6c5f3071
@@ -94,6 +96,13 @@ class AblationPlan:
     runs: list[PlannedRun]
     rows: list[tuple[str, str, int, PlannedRun]]
 
+# %% ../../nbs/39_ablation.ipynb #d6afc11b
+def holds_burn_in(supervised: PlannedRun, config: Config) -> bool:
+    "Whether `supervised` writes the checkpoint a semi-supervised run of `config` starts from: its first `train.burn_in` iterations trained alike, and saved there."
+    b, t = config.train.burn_in, supervised.config.train
+    alike = run_signature(apply_overrides(supervised.config, {'train': {'burn_in': b}}), burn_in=True) == run_signature(config, burn_in=True)
+    return alike and b <= t.iterations and checkpoint_due(t, b)
+
 # %% ../../nbs/39_ablation.ipynb #80765c5b
 def plan_ablation(base: Config, output: str | Path, methods: list[str], variants: dict[str, list[str]],
                   seeds: list[int]) -> AblationPlan:
@@ -104,7 +113,7 @@ def plan_ablation(base: Config, output: str | Path, methods: list[str], variants
     methods = sorted(dict.fromkeys(methods), key=lambda m: m != 'supervised')  # the supervised run provides the burn-in
     runs, rows = [], []
     for seed in dict.fromkeys(seeds):
-        planned, burn_ins = {}, {}  # run signature → run; burn-in signature → supervised run
+        planned, sources = {}, []  # run signature → run; the supervised runs a branch can start from
         for variant, overrides in variants.items():
             config = variant_config(base, variant, overrides, seed)
             for method in methods:
@@ -114,15 +123,15 @@ def plan_ablation(base: Config, output: str | Path, methods: list[str], variants
                 try: check_config(run.config)
                 except ValueError as e: raise ValueError(f"variant {variant!r}, method {method!r}: {e}") from e
                 if run_signature(run.config) not in planned:
-                    burn_in = run_signature(run.config, burn_in=True)
                     if run.semi_supervised and run.config.train.burn_in > 0:
-                        if burn_in not in burn_ins:
-                            burn_ins[burn_in] = PlannedRun('burn-in', variant, seed, apply_overrides(run.config, {
+                        source = next((s for s in sources if holds_burn_in(s, run.config)), None)
+                        if source is None:
+                            source = PlannedRun('burn-in', variant, seed, apply_overrides(run.config, {
                                 'method': METHODS['supervised'],
                                 'train': {'iterations': run.config.train.burn_in, 'output_dir': str(folder / 'burn-in')}}))
-                            runs.append(burn_ins[burn_in])
-                        run.branch_from = burn_ins[burn_in]
-                    elif not run.semi_supervised: burn_ins.setdefault(burn_in, run)
+                            sources.append(source); runs.append(source)
+                        run.branch_from = source
+                    elif not run.semi_supervised: sources.append(run)
                     planned[run_signature(run.config)] = run
                     runs.append(run)
                 rows.append((method, variant, seed, planned[run_signature(run.config)]))

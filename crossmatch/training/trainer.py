@@ -34,7 +34,7 @@ from ..method.alarms import WARNINGS_LOG, AlarmThresholds, RunAlarms
 from ..method.pseudo import pseudo_labels
 
 # %% auto #0
-__all__ = ['lr_factor', 'build_optimizer', 'Trainer']
+__all__ = ['lr_factor', 'build_optimizer', 'Trainer', 'checkpoint_due']
 
 # %% ../../nbs/35_trainer.ipynb #a2113234
 def lr_factor(iteration: int, warmup_iters: int, warmup_factor: float, lr_steps: list[int], lr_gamma: float) -> float:
@@ -291,6 +291,11 @@ def log_images(self: Trainer):
         confident = {k: v[output['scores'] >= method.delta] for k, v in output.items()}
         self.metrics.add_detections(f'images/val_detections/{name}', self.data.val[0][0], confident, names, self.iteration)
 
+# %% ../../nbs/35_trainer.ipynb #96c60053
+def checkpoint_due(train: TrainConfig, iteration: int) -> bool:
+    "Whether a run of `train` writes a checkpoint after `iteration`: every `checkpoint_every`, at the end of burn-in and at the end."
+    return iteration in (train.burn_in, train.iterations) or iteration % train.checkpoint_every == 0
+
 # %% ../../nbs/35_trainer.ipynb #1a58b3ef
 @patch
 def fit(self: Trainer, stop_at: int | None = None) -> pd.DataFrame | None:
@@ -311,6 +316,6 @@ def fit(self: Trainer, stop_at: int | None = None) -> pd.DataFrame | None:
         bar.set_postfix(loss=f"{row['loss']:.3f}", pseudo=f"{row.get('pseudo_boxes_per_image', 0):.2f}")
         if self.iteration % t.eval_every == 0 or self.iteration == t.iterations: self.evaluate()
         if self.tensorboard_images_due: self.log_images()
-        if self.iteration in (t.burn_in, t.iterations) or self.iteration % t.checkpoint_every == 0: self.save()
+        if checkpoint_due(t, self.iteration): self.save()
     bar.close()
     return self.metrics.frame() if self.metrics is not None else None
