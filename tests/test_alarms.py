@@ -3,8 +3,9 @@
 δ 0.99 leaves the teacher no pseudo-label (pseudo-absent); δ 0.05 makes every detection a pseudo-box (pseudo-drift);
 the learning rate ×100 after burn-in blows the loss up (spike), zeroes the hard RoI term (flat-term) and takes the
 teacher's AP down with the student's (collapse); δ 0.15, a threshold that suits a 16-iteration teacher, warns of
-nothing. The windows of flat-term and collapse are shortened to fit 24 semi-supervised iterations; the other
-warnings fire at their defaults.
+nothing; a run without the hard branch at δ 0.99 is not warned of the hard pseudo-labels it does not train on. The windows
+of flat-term and collapse are shortened to fit 24 semi-supervised iterations; the other warnings fire at their
+defaults.
 """
 from pathlib import Path
 import pytest
@@ -53,3 +54,9 @@ def test_learning_rate_x100_after_burn_in_spikes_flattens_and_collapses(tmp_path
 def test_a_sane_run_does_not_warn(tmp_path):
     log = train(tmp_path, 'method.delta=0.15', alarms=SHORT)
     assert log.empty, log.to_string()
+
+
+def test_a_run_without_the_hard_branch_is_not_warned_of_hard_pseudo_labels(tmp_path):
+    "δ 0.99 leaves soft multi-scale (`method.hard=false`) no hard pseudo-label, as it does CrossMatch, but it trains on none."
+    log = train(tmp_path, 'method.delta=0.99', 'method.hard=false')
+    assert not {'pseudo-absent', 'pseudo-drift'} & set(log.name), log.to_string()

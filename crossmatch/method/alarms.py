@@ -122,13 +122,15 @@ class Alarm:
     check: Callable[[Sequence[dict], Sequence[dict], AlarmThresholds], str | None]
     meaning: str  # what the finding means for the run
     remedy: str  # what to try
+    hard_branch: bool = False  # it reads the hard pseudo-labels: checked only in runs that train on them (`method.hard`)
 
 # %% ../../nbs/28_alarms.ipynb #9a976f1d
 ALARMS: dict[str, Alarm] = {
     'pseudo-absent': Alarm(check_pseudo_absent, "the hard branch teaches background on every object",
-                           "lower method.delta or burn in longer (train.burn_in)"),
+                           "lower method.delta or burn in longer (train.burn_in)", hard_branch=True),
     'pseudo-drift': Alarm(check_pseudo_drift, "the teacher feeds the student its own false positives (confirmation bias)",
-                          "raise method.delta, slow the teacher (method.ema_alpha closer to 1) or burn in longer"),
+                          "raise method.delta, slow the teacher (method.ema_alpha closer to 1) or burn in longer",
+                          hard_branch=True),
     'flat-term': Alarm(check_flat_term, "that branch trains nothing",
                        "check method.delta (no pseudo-box passes it?) and the branch's weight (method.beta, lambda_*)"),
     'collapse': Alarm(check_collapse, "training is destroying what burn-in learned",
@@ -156,8 +158,10 @@ def read_warnings(run: str | Path) -> pd.DataFrame:
 class RunAlarms:
     "Every check over a run's rows as they come; each warning printed once when it starts and kept in warnings.log."
     def __init__(self, log_path: str | Path, thresholds: AlarmThresholds | None = None,
-                 echo: Callable[[str], None] = print):
+                 echo: Callable[[str], None] = print,
+                 hard_branch: bool = True):  # the run trains on hard pseudo-labels (`method.hard`): their warnings apply
         self.path, self.thresholds, self.echo = Path(log_path), thresholds or AlarmThresholds(), echo
+        self.hard_branch = hard_branch
         t = self.thresholds
         self.train = deque(maxlen=max(t.window, t.flat_iters, t.spike_window + 1))
         self.evals: list[dict] = []
@@ -171,7 +175,7 @@ def observe(self: RunAlarms, row: dict) -> list[str]:
     (self.train if row.get('kind') == 'train' else self.evals).append(row)
     lines = []
     for name, alarm in ALARMS.items():
-        if name in self.started: continue
+        if name in self.started or (alarm.hard_branch and not self.hard_branch): continue
         finding = alarm.check(self.train, self.evals, self.thresholds)
         if finding is None: continue
         iteration = int(row.get('iteration', 0))

@@ -91,7 +91,8 @@ class Trainer:
         log = self.run_dir / 'metrics.csv'  # the record; TensorBoard, when asked for, mirrors it
         self.metrics = ((TensorBoardMetricsLog(log, self.run_dir / 'tensorboard') if t.tensorboard else MetricsLog(log))
                         if self.rank == 0 else None)
-        self.alarms = RunAlarms(self.run_dir / WARNINGS_LOG, alarms, lambda line: tqdm.write(line, file=sys.stderr)) if self.rank == 0 else None
+        self.alarms = (RunAlarms(self.run_dir / WARNINGS_LOG, alarms, lambda line: tqdm.write(line, file=sys.stderr),
+                                 hard_branch=config.method.hard) if self.rank == 0 else None)
         if resume: self.resume()
 
 # %% ../../nbs/35_trainer.ipynb #9a651aae
