@@ -20,7 +20,7 @@ def typed(section: dict) -> dict:
 
 
 ADDED = {  # name: (the 0.2.0 preset it varies, {section: {field: value}}), as CHANGELOG.md lists them
-    'shapes-long': ('shapes', {'train': {'iterations': 3000, 'burn_in': 1000, 'lr_steps': [2700], 'output_dir': 'runs/shapes-long'}}),
+    'shapes-long': ('shapes', {'train': {'iterations': 3000, 'lr_steps': [2700], 'output_dir': 'runs/shapes-long'}}),
 }
 
 
